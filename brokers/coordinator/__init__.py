@@ -1,0 +1,1 @@
+"""Coordinators a broker runs for clients: producer ids and consumer groups."""

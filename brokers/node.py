@@ -1,0 +1,445 @@
+"""The broker node: a Celery worker whose bootstep runs the Kafka listener and the log manager.
+
+Components start in order — log manager, metadata image, replica manager and fetchers,
+listener, heartbeats — on one event loop in a thread of their own, and stop in reverse, the
+clean-shutdown marker written last. The worker's own thread runs control tasks from the
+broker's Celery queue and hands them to the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from celery import bootsteps
+from kio.schema.errors import ErrorCode
+
+from brokers import control, metadata
+from brokers.background import spawn
+from brokers.config import BrokerConfig
+from brokers.coordinator.producer_ids import BLOCK_SIZE, ProducerIdManager
+from brokers.image import MetadataDelta, MetadataImage
+from brokers.log.config import LogConfig
+from brokers.log.manager import LogManager
+from brokers.protocol.dispatch import Dispatcher
+from brokers.protocol.handlers import register_all
+from brokers.protocol.handlers.configs import broker_log_defaults
+from brokers.protocol.server import KafkaListener
+from brokers.protocol.wire import NodeEndpoint
+from brokers.replication.fetcher import FetcherManager, FetcherSettings
+from brokers.replication.partition import Partition
+from brokers.replication.replica_manager import ReplicaManager
+from kafkaweb import env
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+METADATA_CHECK_INTERVAL_S = 2.0
+MAINTENANCE_INTERVAL_S = 1.0
+
+
+class BrokerNode:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.incarnation = uuid.uuid4().hex
+        self.image = MetadataImage.empty()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._stopping: asyncio.Event | None = None
+        self._db = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"broker-{self.node_id}-db"
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._version_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._creating: set[str] = set()
+        self._isr_pending: set[tuple[str, int]] = set()
+        self.log_defaults = broker_log_defaults(config.values)
+        self.logs = LogManager(
+            config.data_dir, LogConfig.from_properties({}, defaults=self.log_defaults)
+        )
+        self.replicas = ReplicaManager(self.node_id, self.logs, self.log_defaults)
+        self.fetchers = FetcherManager(
+            self.node_id,
+            self.replicas,
+            self._address,
+            FetcherSettings(
+                max_wait_ms=config.int("replica.fetch.wait.max.ms"),
+                min_bytes=config.int("replica.fetch.min.bytes"),
+                max_bytes=config.int("replica.fetch.response.max.bytes"),
+                partition_max_bytes=config.int("replica.fetch.max.bytes"),
+            ),
+        )
+        self.replicas.on_following = self.fetchers.update
+        self.replicas.on_isr_candidate = self._propose_isr_expansion
+        self.producer_ids = ProducerIdManager(self._allocate_producer_ids)
+        self.dispatcher = Dispatcher()
+        register_all(self.dispatcher, self)
+        self.listener = KafkaListener(
+            self.dispatcher, config.host, config.port, config.int("socket.request.max.bytes")
+        )
+        self.redis: aioredis.Redis | None = None
+
+    # Lifecycle (called from the worker's thread) ----------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"broker-{self.node_id}", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            raise RuntimeError(f"broker {self.node_id} failed to start") from self._failure
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.loop is not None and self._stopping is not None:
+            self.loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced to start() or logged at shutdown
+            if not self._ready.is_set():
+                self._failure = exc
+                self._ready.set()
+            else:
+                log.exception("broker %s stopped with an error", self.node_id)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        await self._start_components()
+        self._ready.set()
+        await self._stopping.wait()
+        await self._stop_components()
+
+    async def _start_components(self) -> None:
+        started = time.monotonic()
+        self.logs.open()
+        log.info(
+            "broker %s: %d logs loaded in %.2f s",
+            self.node_id,
+            len(self.logs.logs()),
+            time.monotonic() - started,
+        )
+        self.redis = aioredis.Redis.from_url(env.REDIS_URL)
+        self._apply(await self.db(metadata.load_image))
+        await self.listener.start()
+        await self._heartbeat()
+        self._tasks = [
+            spawn(self._every(self._heartbeat_interval(), self._heartbeat)),
+            spawn(self._every(METADATA_CHECK_INTERVAL_S, self._check_metadata)),
+            spawn(self._every(MAINTENANCE_INTERVAL_S, self._maintain)),
+            spawn(self._every(self._isr_check_interval(), self._shrink_isr)),
+        ]
+
+    async def _stop_components(self) -> None:
+        await self._controlled_shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.listener.stop()
+        await self.fetchers.stop()
+        self.replicas.stop()
+        if self.redis is not None:
+            try:
+                await self.redis.delete(control.broker_key(self.node_id))
+            except Exception:
+                log.warning("broker %s: could not clear its heartbeat", self.node_id)
+            await self.redis.aclose()
+        self._db.shutdown(wait=True)
+        self.logs.shutdown()
+        log.info("broker %s stopped cleanly", self.node_id)
+
+    async def _controlled_shutdown(self) -> None:
+        """Ask the controller to move leadership away before going, as Kafka does."""
+        if self.redis is None or not self.replicas.registered:
+            return
+        try:
+            reply = await control.call_async(
+                self.redis,
+                "controlled_shutdown",
+                {"broker_id": self.node_id, "incarnation": self.incarnation},
+                timeout_s=10.0,
+            )
+            if reply.get("version") is not None:
+                await self.wait_for_metadata(reply["version"], timeout_s=5.0)
+        except control.ControllerUnavailable:
+            log.warning("broker %s: no controller for a controlled shutdown", self.node_id)
+
+    async def _every(self, interval_s: float, action: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await action()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "broker %s: %s failed", self.node_id, getattr(action, "__name__", action)
+                )
+
+    def _heartbeat_interval(self) -> float:
+        return self.config.int("broker.heartbeat.interval.ms") / 1000
+
+    def _isr_check_interval(self) -> float:
+        return max(0.1, self.config.int("replica.lag.time.max.ms") / 2000)
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a metadata DB call on the broker's DB thread, never on the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, fn, *args)
+
+    # Liveness ------------------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        assert self.redis is not None
+        beat = json.dumps(
+            {
+                "host": self.config.host,
+                "port": self.config.port,
+                "rack": None,
+                "incarnation": self.incarnation,
+            }
+        )
+        pipe = self.redis.pipeline()
+        pipe.set(
+            control.broker_key(self.node_id), beat, px=self.config.int("broker.session.timeout.ms")
+        )
+        pipe.sadd(control.BROKER_IDS_KEY, self.node_id)
+        await pipe.execute()
+
+    # Metadata ------------------------------------------------------------------------------
+
+    def submit_delta(self, delta: dict[str, Any]) -> None:
+        """From the Celery task thread: apply a controller's metadata delta on the loop."""
+        if self.loop is None:
+            return
+        self.loop.call_soon_threadsafe(self._on_delta, MetadataDelta.from_json(delta))
+
+    def _on_delta(self, delta: MetadataDelta) -> None:
+        if delta.controller_epoch < self.image.controller_epoch:
+            log.warning(
+                "broker %s refused metadata from controller epoch %s (current %s)",
+                self.node_id,
+                delta.controller_epoch,
+                self.image.controller_epoch,
+            )
+            return
+        if delta.version <= self.image.version:
+            return
+        if delta.version == self.image.version + 1:
+            self._apply(self.image.apply(delta))
+        else:
+            spawn(self._reload())
+
+    async def _reload(self) -> None:
+        image = await self.db(metadata.load_image)
+        if (
+            image.version > self.image.version
+            and image.controller_epoch >= self.image.controller_epoch
+        ):
+            self._apply(image)
+
+    async def _check_metadata(self) -> None:
+        if await self.db(metadata.metadata_version) > self.image.version:
+            await self._reload()
+
+    def _apply(self, image: MetadataImage) -> None:
+        self.image = image
+        self.replicas.apply_image(image, self.incarnation)
+        self._isr_pending.intersection_update(self.replicas.partitions)
+        waiting = []
+        for version, future in self._version_waiters:
+            if future.done():
+                continue
+            if image.version >= version:
+                future.set_result(None)
+            else:
+                waiting.append((version, future))
+        self._version_waiters = waiting
+
+    async def wait_for_metadata(self, version: int, timeout_s: float = 5.0) -> bool:
+        """Wait until this broker has applied metadata `version` (after a change it asked for)."""
+        if self.image.version >= version:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._version_waiters.append((version, future))
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            spawn(self._reload())
+            return False
+        return True
+
+    def endpoint(self, node_id: int) -> NodeEndpoint | None:
+        broker = self.image.brokers.get(node_id)
+        if broker is None:
+            return None
+        return NodeEndpoint(broker.id, broker.host, broker.port, broker.rack)
+
+    def _address(self, node_id: int) -> tuple[str, int] | None:
+        broker = self.image.brokers.get(node_id)
+        if broker is None or not broker.alive:
+            return None
+        return broker.host, broker.port
+
+    # Requests to the controller --------------------------------------------------------------
+
+    async def controller_call(
+        self, name: str, payload: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        assert self.redis is not None
+        return await control.call_async(self.redis, name, payload, timeout_s)
+
+    def auto_create_topics(self, names: list[str]) -> None:
+        """Metadata named unknown topics and auto-creation is on: ask for them in the background."""
+        fresh = [n for n in names if n not in self._creating]
+        if not fresh:
+            return
+        self._creating.update(fresh)
+
+        async def create() -> None:
+            try:
+                reply = await self.controller_call(
+                    "create_topics",
+                    {
+                        "topics": [
+                            {"name": n, "num_partitions": -1, "replication_factor": -1}
+                            for n in fresh
+                        ],
+                        "actor": f"broker {self.node_id} (auto-create)",
+                    },
+                    30.0,
+                )
+                if reply.get("version") is not None:
+                    await self.wait_for_metadata(reply["version"])
+            except control.ControllerUnavailable:
+                log.warning("broker %s: could not auto-create %s", self.node_id, fresh)
+            finally:
+                self._creating.difference_update(fresh)
+
+        spawn(create())
+
+    async def _allocate_producer_ids(self) -> tuple[int, int]:
+        return await self.db(metadata.allocate_producer_ids, self.node_id, BLOCK_SIZE)
+
+    # ISR changes (proposed by leaders, committed by the controller) --------------------------
+
+    def _propose_isr_expansion(self, partition: Partition, replica_id: int) -> None:
+        key = (partition.topic, partition.index)
+        if key in self._isr_pending:
+            return
+        isr = tuple(dict.fromkeys((*partition.state.isr, replica_id)))
+        partition.pending_isr = isr
+        self._propose_isr(partition, isr)
+
+    async def _shrink_isr(self) -> None:
+        max_lag_s = self.config.int("replica.lag.time.max.ms") / 1000
+        for partition in list(self.replicas.partitions.values()):
+            if not partition.is_leader or (partition.topic, partition.index) in self._isr_pending:
+                continue
+            lagging = partition.lagging_isr_members(max_lag_s)
+            if lagging:
+                isr = tuple(r for r in partition.state.isr if r not in lagging)
+                log.info(
+                    "%s-%s: followers %s fell behind; shrinking the ISR",
+                    partition.topic,
+                    partition.index,
+                    lagging,
+                )
+                self._propose_isr(partition, isr)
+
+    def _propose_isr(self, partition: Partition, isr: tuple[int, ...]) -> None:
+        key = (partition.topic, partition.index)
+        self._isr_pending.add(key)
+        state = partition.state
+
+        async def propose() -> None:
+            try:
+                reply = await self.controller_call(
+                    "alter_partition",
+                    {
+                        "broker_id": self.node_id,
+                        "broker_epoch": self.image.brokers[self.node_id].epoch,
+                        "topic": state.topic,
+                        "index": state.index,
+                        "leader_epoch": state.leader_epoch,
+                        "partition_epoch": state.partition_epoch,
+                        "isr": list(isr),
+                    },
+                    10.0,
+                )
+                if reply.get("version") is not None:
+                    await self.wait_for_metadata(reply["version"])
+                if reply.get("error_code", 0) != ErrorCode.none:
+                    log.info(
+                        "%s-%s: ISR change refused: %s",
+                        state.topic,
+                        state.index,
+                        reply.get("error_message"),
+                    )
+            except control.ControllerUnavailable:
+                log.warning("%s-%s: no controller for the ISR change", state.topic, state.index)
+            finally:
+                self._isr_pending.discard(key)
+                current = self.replicas.partition(*key)
+                # A refused expansion no longer counts towards the high watermark.
+                if (
+                    current is not None
+                    and current.pending_isr is not None
+                    and not set(current.pending_isr) <= set(current.state.isr)
+                ):
+                    current.pending_isr = None
+                    current.maybe_advance_high_watermark()
+
+        spawn(propose())
+
+    # Housekeeping ----------------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        self.logs.maintain(int(time.time() * 1000))
+
+
+NODE: BrokerNode | None = None
+
+
+class BrokerBootstep(bootsteps.StartStopStep):
+    """Runs a broker node inside a Celery worker started with --broker-id."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: Any, broker_id: int | None = None, **options: Any) -> None:
+        super().__init__(worker, **options)
+        self.broker_id = int(broker_id) if broker_id else None
+
+    def start(self, worker: Any) -> None:
+        global NODE
+        if self.broker_id is None:
+            return
+        NODE = BrokerNode(BrokerConfig.for_node(self.broker_id))
+        NODE.start()
+        log.info(
+            "broker %s is serving Kafka clients on %s:%s",
+            self.broker_id,
+            NODE.config.host,
+            NODE.config.port,
+        )
+
+    def stop(self, worker: Any) -> None:
+        global NODE
+        if NODE is not None:
+            NODE.stop()
+            NODE = None
