@@ -32,6 +32,21 @@ def broker_key(node_id: int) -> str:
     return f"{PREFIX}:broker:{node_id}"
 
 
+def stats_key(node_id: int) -> str:
+    """JSON of one broker's counters and gauges, refreshed every second."""
+    return f"{PREFIX}:stats:broker:{node_id}"
+
+
+def partitions_key(node_id: int) -> str:
+    """Hash "topic/partition" → JSON offsets and size, for the partitions a broker leads."""
+    return f"{PREFIX}:partitions:{node_id}"
+
+
+def traffic_key(node_id: int) -> str:
+    """Hash topic → JSON cumulative bytes and records in and out through a broker."""
+    return f"{PREFIX}:traffic:{node_id}"
+
+
 def controller_queue(node_id: int) -> str:
     return f"controller.{node_id}"
 

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 METADATA_CHECK_INTERVAL_S = 2.0
 MAINTENANCE_INTERVAL_S = 1.0
+STATS_INTERVAL_S = 1.0
 
 
 class BrokerNode:
@@ -408,6 +409,74 @@ class BrokerNode:
         spawn(propose())
 
     # Housekeeping ----------------------------------------------------------------------------
+
+    async def _publish_stats(self) -> None:
+        """Every second, what the UI shows of this broker and the partitions it leads.
+
+        Counters are cumulative; readers turn them into rates. Keys expire, so a dead
+        broker's numbers vanish on their own.
+        """
+        assert self.redis is not None
+        now_ms = int(time.time() * 1000)
+        partitions: dict[str, str] = {}
+        hosted = led = under_replicated = disk = 0
+        for (topic, index), partition in self.replicas.partitions.items():
+            plog = partition.log
+            hosted += 1
+            disk += plog.size_in_bytes
+            if not partition.is_leader:
+                continue
+            led += 1
+            if len(partition.state.isr) < len(partition.state.replicas):
+                under_replicated += 1
+            partitions[f"{topic}/{index}"] = json.dumps(
+                {
+                    "log_start": plog.log_start_offset,
+                    "high_watermark": plog.high_watermark,
+                    "log_end": plog.log_end_offset,
+                    "size": plog.size_in_bytes,
+                    "leader_epoch": partition.leader_epoch,
+                    "isr": list(partition.state.isr),
+                }
+            )
+        totals = [0, 0, 0]
+        for traffic in self.replicas.topic_traffic.values():
+            for i in range(3):
+                totals[i] += traffic[i]
+        stats = {
+            "id": self.node_id,
+            "at": now_ms,
+            "bytes_in": totals[0],
+            "messages_in": totals[1],
+            "bytes_out": totals[2],
+            "connections": len(self.listener.connections),
+            "partitions": hosted,
+            "leaders": led,
+            "under_replicated": under_replicated,
+            "disk_bytes": disk,
+        }
+        ttl_ms = int(STATS_INTERVAL_S * 5000)
+        pipe = self.redis.pipeline()
+        pipe.set(control.stats_key(self.node_id), json.dumps(stats), px=ttl_ms)
+        partitions_key = control.partitions_key(self.node_id)
+        pipe.delete(partitions_key)
+        if partitions:
+            pipe.hset(partitions_key, mapping=partitions)
+            pipe.pexpire(partitions_key, ttl_ms)
+        traffic_key = control.traffic_key(self.node_id)
+        pipe.delete(traffic_key)
+        if self.replicas.topic_traffic:
+            pipe.hset(
+                traffic_key,
+                mapping={
+                    t: json.dumps(
+                        {"at": now_ms, "bytes_in": v[0], "messages_in": v[1], "bytes_out": v[2]}
+                    )
+                    for t, v in self.replicas.topic_traffic.items()
+                },
+            )
+            pipe.pexpire(traffic_key, ttl_ms)
+        await pipe.execute()
 
     async def _maintain(self) -> None:
         self.logs.maintain(int(time.time() * 1000))

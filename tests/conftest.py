@@ -33,7 +33,9 @@ def _consecutive_free_ports(count: int) -> int:
     raise RuntimeError("no run of free ports")
 
 
-def make_spec(tmp: Path, *, brokers: int = 3, controllers: int = 1, broker_config: str = "") -> ClusterSpec:
+def make_spec(
+    tmp: Path, *, brokers: int = 3, controllers: int = 1, broker_config: str = ""
+) -> ClusterSpec:
     return ClusterSpec(
         data_dir=tmp,
         host="127.0.0.1",

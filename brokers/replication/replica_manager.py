@@ -8,13 +8,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from brokers.log.manager import LogManager
 from kio.schema.errors import ErrorCode
 
 from brokers.image import NO_LEADER, MetadataImage, PartitionState, TopicInfo
 from brokers.log.config import LogConfig
 from brokers.log.errors import LogError, OffsetOutOfRangeError
 from brokers.log.log import AppendInfo, ReadSlice
+from brokers.log.manager import LogManager
 from brokers.replication.partition import Partition, PartitionError, Waiter
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class ReplicaManager:
         self.log_defaults = dict(log_defaults)
         self.clock = clock
         self.partitions: dict[TopicPartition, Partition] = {}
+        # Cumulative per-topic traffic as leader: [bytes in, records in, bytes out to consumers].
+        self.topic_traffic: dict[str, list[int]] = {}
         self.image = MetadataImage.empty()
         self.registered = False
         # Called with (partition, replica id) when a follower has caught up and may join the ISR.
@@ -230,7 +232,21 @@ class ReplicaManager:
                 results.append(
                     AppendResult(topic, index, info=info, log_start_offset=info.log_start_offset)
                 )
+                if not info.duplicate:
+                    traffic = self.topic_traffic.get(topic)
+                    if traffic is None:
+                        traffic = self.topic_traffic[topic] = [0, 0, 0]
+                    traffic[0] += len(records)
+                    traffic[1] += info.record_count
         return results
+
+    def record_consumed(self, results: Iterable[FetchResult]) -> None:
+        for result in results:
+            if result.records is not None:
+                traffic = self.topic_traffic.get(result.topic)
+                if traffic is None:
+                    traffic = self.topic_traffic[result.topic] = [0, 0, 0]
+                traffic[2] += result.records.length
 
     async def wait_for_acks(
         self, results: list[AppendResult], timeout_s: float

@@ -16,7 +16,9 @@ from brokers.protocol import schema, wire
 from brokers.protocol.framing import FileRegion
 
 ZERO = i32Timedelta.parse(datetime.timedelta(0))
-errors = st.sampled_from([ErrorCode.none, ErrorCode.not_leader_or_follower, ErrorCode.offset_out_of_range])
+errors = st.sampled_from(
+    [ErrorCode.none, ErrorCode.not_leader_or_follower, ErrorCode.offset_out_of_range]
+)
 offsets = st.integers(min_value=-1, max_value=2**40)
 names = st.text(alphabet="abcdefghij-._", min_size=1, max_size=12)
 
@@ -44,7 +46,11 @@ def produce_results(draw: st.DrawFn) -> list[tuple[str, list[wire.ProducePartiti
     return out
 
 
-def kio_produce(version: int, topics: list[tuple[str, list[wire.ProducePartitionResult]]], nodes: list[wire.NodeEndpoint]) -> bytes:
+def kio_produce(
+    version: int,
+    topics: list[tuple[str, list[wire.ProducePartitionResult]]],
+    nodes: list[wire.NodeEndpoint],
+) -> bytes:
     m = schema.response_module(0, version)
     responses = []
     for name, partitions in topics:
@@ -62,15 +68,36 @@ def kio_produce(version: int, topics: list[tuple[str, list[wire.ProducePartition
                 error_message=p.error_message,
             )
             if version >= 10 and p.current_leader is not None:
-                values["current_leader"] = m.LeaderIdAndEpoch(leader_id=p.current_leader[0], leader_epoch=p.current_leader[1])
+                values["current_leader"] = m.LeaderIdAndEpoch(
+                    leader_id=p.current_leader[0], leader_epoch=p.current_leader[1]
+                )
             parts.append(schema.build(m.PartitionProduceResponse, **values))
         responses.append(m.TopicProduceResponse(name=name, partition_responses=tuple(parts)))
-    node_endpoints = tuple(m.NodeEndpoint(node_id=n.node_id, host=n.host, port=n.port, rack=n.rack) for n in nodes) if version >= 10 else ()
-    return schema.encode(schema.build(m.ProduceResponse, responses=tuple(responses), throttle_time=ZERO, node_endpoints=node_endpoints))
+    node_endpoints = (
+        tuple(
+            m.NodeEndpoint(node_id=n.node_id, host=n.host, port=n.port, rack=n.rack) for n in nodes
+        )
+        if version >= 10
+        else ()
+    )
+    return schema.encode(
+        schema.build(
+            m.ProduceResponse,
+            responses=tuple(responses),
+            throttle_time=ZERO,
+            node_endpoints=node_endpoints,
+        )
+    )
 
 
 nodes_strategy = st.lists(
-    st.builds(wire.NodeEndpoint, st.integers(0, 9), st.sampled_from(["127.0.0.1", "broker"]), st.integers(1, 65535), st.none() | st.just("r1")),
+    st.builds(
+        wire.NodeEndpoint,
+        st.integers(0, 9),
+        st.sampled_from(["127.0.0.1", "broker"]),
+        st.integers(1, 65535),
+        st.none() | st.just("r1"),
+    ),
     max_size=2,
 )
 
@@ -79,7 +106,10 @@ nodes_strategy = st.lists(
 @given(st.integers(3, 10), produce_results(), nodes_strategy)
 def test_produce_response_matches_kio(version, topics, nodes):
     if version < 8:
-        topics = [(n, [wire.ProducePartitionResult(**{**_fields(p), "error_message": None}) for p in ps]) for n, ps in topics]
+        topics = [
+            (n, [wire.ProducePartitionResult(**{**_fields(p), "error_message": None}) for p in ps])
+            for n, ps in topics
+        ]
     assert wire.produce_response(version, topics, nodes) == kio_produce(version, topics, nodes)
 
 
@@ -102,15 +132,21 @@ def fetch_results(draw: st.DrawFn) -> list[wire.FetchTopicResult]:
                     log_start_offset=draw(offsets),
                     aborted_transactions=draw(st.none() | st.just(()) | st.just(((7, 100),))),
                     records=draw(st.none() | st.binary(max_size=300)),
-                    diverging_epoch=draw(st.none() | st.tuples(st.integers(0, 9), st.integers(0, 1000))),
-                    current_leader=draw(st.none() | st.tuples(st.integers(0, 5), st.integers(0, 50))),
+                    diverging_epoch=draw(
+                        st.none() | st.tuples(st.integers(0, 9), st.integers(0, 1000))
+                    ),
+                    current_leader=draw(
+                        st.none() | st.tuples(st.integers(0, 5), st.integers(0, 50))
+                    ),
                 )
             )
         out.append(wire.FetchTopicResult(name, uuid.uuid4(), partitions))
     return out
 
 
-def kio_fetch(version: int, topics: list[wire.FetchTopicResult], nodes: list[wire.NodeEndpoint]) -> bytes:
+def kio_fetch(
+    version: int, topics: list[wire.FetchTopicResult], nodes: list[wire.NodeEndpoint]
+) -> bytes:
     m = schema.response_module(1, version)
     responses = []
     for topic in topics:
@@ -124,17 +160,37 @@ def kio_fetch(version: int, topics: list[wire.FetchTopicResult], nodes: list[wir
                 log_start_offset=p.log_start_offset,
                 aborted_transactions=None
                 if p.aborted_transactions is None
-                else tuple(m.AbortedTransaction(producer_id=a, first_offset=b) for a, b in p.aborted_transactions),
+                else tuple(
+                    m.AbortedTransaction(producer_id=a, first_offset=b)
+                    for a, b in p.aborted_transactions
+                ),
                 preferred_read_replica=-1,
                 records=p.records,
             )
             if p.diverging_epoch is not None:
-                values["diverging_epoch"] = m.EpochEndOffset(epoch=p.diverging_epoch[0], end_offset=p.diverging_epoch[1])
+                values["diverging_epoch"] = m.EpochEndOffset(
+                    epoch=p.diverging_epoch[0], end_offset=p.diverging_epoch[1]
+                )
             if p.current_leader is not None:
-                values["current_leader"] = m.LeaderIdAndEpoch(leader_id=p.current_leader[0], leader_epoch=p.current_leader[1])
+                values["current_leader"] = m.LeaderIdAndEpoch(
+                    leader_id=p.current_leader[0], leader_epoch=p.current_leader[1]
+                )
             parts.append(schema.build(m.PartitionData, **values))
-        responses.append(schema.build(m.FetchableTopicResponse, topic=topic.name, topic_id=topic.topic_id, partitions=tuple(parts)))
-    node_endpoints = tuple(m.NodeEndpoint(node_id=n.node_id, host=n.host, port=n.port, rack=n.rack) for n in nodes) if version >= 16 else ()
+        responses.append(
+            schema.build(
+                m.FetchableTopicResponse,
+                topic=topic.name,
+                topic_id=topic.topic_id,
+                partitions=tuple(parts),
+            )
+        )
+    node_endpoints = (
+        tuple(
+            m.NodeEndpoint(node_id=n.node_id, host=n.host, port=n.port, rack=n.rack) for n in nodes
+        )
+        if version >= 16
+        else ()
+    )
     return schema.encode(
         schema.build(
             m.FetchResponse,
@@ -156,7 +212,16 @@ def _flatten(response) -> bytes:
 def test_fetch_response_matches_kio(version, topics, nodes):
     if version < 12:
         topics = [
-            wire.FetchTopicResult(t.name, t.topic_id, [wire.FetchPartitionResult(**{**_fields(p), "diverging_epoch": None, "current_leader": None}) for p in t.partitions])
+            wire.FetchTopicResult(
+                t.name,
+                t.topic_id,
+                [
+                    wire.FetchPartitionResult(
+                        **{**_fields(p), "diverging_epoch": None, "current_leader": None}
+                    )
+                    for p in t.partitions
+                ],
+            )
             for t in topics
         ]
     response = wire.fetch_response(version, topics, node_endpoints=nodes)
@@ -173,6 +238,10 @@ def test_fetch_response_sends_file_regions_without_copying():
         topics = [wire.FetchTopicResult("t", None, [wire.FetchPartitionResult(0, records=region)])]
         response = wire.fetch_response(12, topics)
         assert region in response.parts
-        inline = [wire.FetchTopicResult("t", None, [wire.FetchPartitionResult(0, records=b"RECORDS!" * 1000)])]
+        inline = [
+            wire.FetchTopicResult(
+                "t", None, [wire.FetchPartitionResult(0, records=b"RECORDS!" * 1000)]
+            )
+        ]
         assert _flatten(response) == _flatten(wire.fetch_response(12, inline))
         assert os.pread(f.fileno(), 8, 100) == b"RECORDS!"

@@ -66,6 +66,8 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
             max_wait_ms = 0
 
         def respond(results: list[FetchResult]) -> Response:
+            if replica_id < 0:
+                replicas.record_consumed(results)
             by_topic: dict[str, list[wire.FetchPartitionResult]] = {}
             leaders: set[int] = set()
             for r in results:

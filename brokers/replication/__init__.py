@@ -1,0 +1,1 @@
+"""Replication: partitions, followers, acknowledgements and long polls."""
