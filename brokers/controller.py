@@ -39,6 +39,8 @@ from kafkaweb.celery import app
 
 log = logging.getLogger(__name__)
 
+REASSIGNMENT_CHECK_INTERVAL_S = 5.0
+
 _RENEW_LEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -202,6 +204,7 @@ class Controller:
         self._lease_value = ""
         self._renew = client.register_script(_RENEW_LEASE)
         self._last_rebalance = time.monotonic()
+        self._last_reassignment_check = time.monotonic()
         self.send_task: Callable[..., Any] = app.send_task
 
     @property
@@ -224,6 +227,7 @@ class Controller:
             if self.active:
                 try:
                     self._check_brokers()
+                    self._complete_reassignments()
                     self._maybe_rebalance_leaders()
                 except NotController:
                     self._step_down()
@@ -876,6 +880,176 @@ class Controller:
             )
             self._commit(changes)
         return {"error_code": 0, "isr": list(isr)}
+
+    def request_reassign_partitions(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """KIP-455: move replicas — add the new ones, let them catch up, switch, drop the old."""
+        changes = Changes(self.image, payload.get("actor") or "controller")
+        allow_rf_change = bool(payload.get("allow_replication_factor_change", True))
+        results = []
+        for topic, index, target in payload["partitions"]:
+            key = {"topic": topic, "partition": index}
+            info = changes.topic(topic)
+            if info is None or not 0 <= index < len(info.partitions):
+                results.append({**key, **_error(ErrorCode.unknown_topic_or_partition)})
+                continue
+            state = info.partitions[index]
+            if target is None:
+                if not (state.adding or state.removing):
+                    results.append({**key, **_error(ErrorCode.no_reassignment_in_progress)})
+                    continue
+                original = tuple(r for r in state.replicas if r not in state.adding)
+                changes.put_partition(
+                    self._settle(state, original, changes.alive()), "reassignment cancelled"
+                )
+                results.append({**key, **_error(ErrorCode.none)})
+                continue
+            target = tuple(int(r) for r in target)
+            error = self._check_assignment([list(target)])
+            if error:
+                results.append({**key, **_error(ErrorCode.invalid_replica_assignment, error)})
+                continue
+            current = (
+                tuple(r for r in state.replicas if r not in state.adding)
+                if state.adding
+                else state.replicas
+            )
+            if not allow_rf_change and len(target) != len(current):
+                results.append(
+                    {
+                        **key,
+                        **_error(
+                            ErrorCode.invalid_replication_factor,
+                            "The replication factor is changed",
+                        ),
+                    }
+                )
+                continue
+            adding = tuple(r for r in target if r not in current)
+            removing = tuple(r for r in current if r not in target)
+            if not adding and not removing and target == state.replicas:
+                results.append({**key, **_error(ErrorCode.none)})
+                continue
+            moving = replace(
+                state,
+                replicas=tuple(dict.fromkeys(target + current)),
+                adding=adding,
+                removing=removing,
+                partition_epoch=state.partition_epoch + 1,
+            )
+            changes.put_partition(moving, f"reassigning to {list(target)}")
+            changes.events.append(
+                Event(
+                    kind="admin",
+                    message=f"{topic}-{index}: reassigning replicas {list(current)} → {list(target)}",
+                    topic=topic,
+                    partition=index,
+                    actor=changes.actor,
+                )
+            )
+            self._complete_reassignment(changes, topic, index)
+            results.append({**key, **_error(ErrorCode.none)})
+        self._commit(changes)
+        return {"error_code": 0, "partitions": results}
+
+    def _settle(
+        self, state: PartitionState, replicas: tuple[int, ...], alive: set[int]
+    ) -> PartitionState:
+        """The partition on exactly `replicas`, its leader among them."""
+        isr = tuple(r for r in state.isr if r in replicas) or (replicas[0],)
+        settled = replace(
+            state,
+            replicas=replicas,
+            isr=isr,
+            adding=(),
+            removing=(),
+            partition_epoch=state.partition_epoch + 1,
+        )
+        if state.leader in replicas and state.leader in isr:
+            return settled
+        leader, new_isr = elect_leader(settled, alive, unclean=False)
+        return _with_leader(settled, leader, new_isr)
+
+    def _complete_reassignment(self, changes: Changes, topic: str, index: int) -> None:
+        info = changes.topic(topic)
+        if info is None:
+            return
+        state = info.partitions[index]
+        if not (state.adding or state.removing):
+            return
+        target = tuple(r for r in state.replicas if r not in state.removing)
+        if all(r in state.isr for r in target):
+            changes.put_partition(
+                self._settle(state, target, changes.alive()), "reassignment complete"
+            )
+
+    def _complete_reassignments(self) -> None:
+        """A backstop: reassignments normally complete on the ISR change that allows it."""
+        if time.monotonic() - self._last_reassignment_check < REASSIGNMENT_CHECK_INTERVAL_S:
+            return
+        self._last_reassignment_check = time.monotonic()
+        changes = Changes(self.image)
+        for topic in self.image.topics.values():
+            for state in topic.partitions:
+                if state.adding or state.removing:
+                    self._complete_reassignment(changes, topic.name, state.index)
+        self._commit(changes)
+
+    def request_list_reassignments(self, payload: dict[str, Any]) -> dict[str, Any]:
+        wanted = payload.get("partitions")
+        wanted_set = None if wanted is None else {(t, int(p)) for t, p in wanted}
+        ongoing = []
+        for topic in self.image.topics.values():
+            for state in topic.partitions:
+                if not (state.adding or state.removing):
+                    continue
+                if wanted_set is not None and (topic.name, state.index) not in wanted_set:
+                    continue
+                ongoing.append(
+                    {
+                        "topic": topic.name,
+                        "partition": state.index,
+                        "replicas": list(state.replicas),
+                        "adding": list(state.adding),
+                        "removing": list(state.removing),
+                    }
+                )
+        return {"error_code": 0, "reassignments": ongoing}
+
+    def request_decommission_broker(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Move every replica off a broker, each to the live broker holding the fewest."""
+        broker_id = int(payload["broker_id"])
+        if broker_id not in self.image.brokers:
+            return _error(ErrorCode.broker_not_available, f"broker {broker_id} is unknown")
+        load: dict[int, int] = {b: 0 for b in self._placeable_brokers() if b != broker_id}
+        for topic in self.image.topics.values():
+            for state in topic.partitions:
+                for r in state.replicas:
+                    if r in load:
+                        load[r] += 1
+        moves = []
+        for topic in self.image.topics.values():
+            for state in topic.partitions:
+                if broker_id not in state.replicas:
+                    continue
+                candidates = sorted((n, b) for b, n in load.items() if b not in state.replicas)
+                if not candidates:
+                    return _error(
+                        ErrorCode.invalid_replication_factor,
+                        f"no broker can take {topic.name}-{state.index} from broker {broker_id}",
+                    )
+                replacement = candidates[0][1]
+                load[replacement] += 1
+                target = [
+                    replacement if r == broker_id else r
+                    for r in state.replicas
+                    if r not in state.adding
+                ]
+                moves.append([topic.name, state.index, target])
+        if not moves:
+            return {"error_code": 0, "partitions": []}
+        return self.request_reassign_partitions(
+            {"partitions": moves, "actor": payload.get("actor") or "controller"}
+        )
 
     def request_controlled_shutdown(self, payload: dict[str, Any]) -> dict[str, Any]:
         """A broker is stopping: move its leaderships and ISR memberships away first."""

@@ -241,10 +241,26 @@ class BrokerNode:
             return
         if delta.version <= self.image.version:
             return
+        stale = self._stale_leader_epochs(delta)
+        if stale:
+            log.warning("broker %s refused metadata with stale leader epochs for %s", self.node_id, stale[:5])
+            return
         if delta.version == self.image.version + 1:
             self._apply(self.image.apply(delta))
         else:
             spawn(self._reload())
+
+    def _stale_leader_epochs(self, delta: MetadataDelta) -> list[str]:
+        """Partitions whose leader epoch would go back: a command no controller should send."""
+        stale = []
+        for topic in delta.topics:
+            current = self.image.topics.get(topic.name)
+            if current is None or current.topic_id != topic.topic_id:
+                continue
+            for state, old in zip(topic.partitions, current.partitions, strict=False):
+                if state.leader_epoch < old.leader_epoch:
+                    stale.append(f"{topic.name}-{state.index}")
+        return stale
 
     async def _reload(self) -> None:
         image = await self.db(metadata.load_image)

@@ -20,6 +20,9 @@ CONTROLLER_REQUESTS = (
     "elect_leaders",
     "alter_partition",
     "controlled_shutdown",
+    "reassign_partitions",
+    "list_reassignments",
+    "decommission_broker",
 )
 
 
