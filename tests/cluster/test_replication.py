@@ -8,7 +8,6 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
-
 from kafka import KafkaAdminClient, TopicPartition
 
 from kafkaweb.cluster import Cluster
@@ -19,11 +18,20 @@ pytestmark = pytest.mark.cluster
 PARTITIONS = 6
 
 
-def create_topic(cluster: Cluster, name: str, partitions: int = PARTITIONS, rf: int = 3, **configs: str) -> AdminClient:
+def create_topic(
+    cluster: Cluster, name: str, partitions: int = PARTITIONS, rf: int = 3, **configs: str
+) -> AdminClient:
     # A short socket timeout lets the client give up on a paused broker and ask another.
-    admin = AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers, "socket.timeout.ms": 3000})
+    admin = AdminClient(
+        {"bootstrap.servers": cluster.spec.bootstrap_servers, "socket.timeout.ms": 3000}
+    )
     admin.create_topics([NewTopic(name, partitions, rf, config=configs)])[name].result(30)
-    wait_for(lambda: all(p.leader >= 0 for p in admin.list_topics(name, timeout=10).topics[name].partitions.values()))
+    wait_for(
+        lambda: all(
+            p.leader >= 0
+            for p in admin.list_topics(name, timeout=10).topics[name].partitions.values()
+        )
+    )
     return admin
 
 
@@ -65,7 +73,10 @@ def test_acknowledged_records_survive_killed_leaders_and_a_paused_broker(faulty:
             victim = leader_of(admin, topic, round_ % PARTITIONS)
             assert victim > 0
             faulty.kill(f"broker-{victim}")
-            wait_for(lambda v=victim: leader_of(admin, topic, round_ % PARTITIONS) not in (v, -1), what="a new leader")
+            wait_for(
+                lambda v=victim, p=round_ % PARTITIONS: leader_of(admin, topic, p) not in (v, -1),
+                what="a new leader",
+            )
             load.wait_for_progress()
             faulty.start_broker(victim)
             wait_for(lambda: full_isr(admin, topic), 90, "the restarted broker to rejoin every ISR")
@@ -73,7 +84,10 @@ def test_acknowledged_records_survive_killed_leaders_and_a_paused_broker(faulty:
         paused = leader_of(admin, topic, 0)
         faulty.send_signal(f"broker-{paused}", signal.SIGSTOP)
         wait_for(
-            lambda: all(paused not in p.isrs for p in admin.list_topics(topic, timeout=10).topics[topic].partitions.values()),
+            lambda: all(
+                paused not in p.isrs
+                for p in admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+            ),
             what="the paused broker to leave every ISR",
         )
         load.wait_for_progress()
@@ -99,19 +113,25 @@ def test_reassignment_under_load_moves_a_partition_without_losing_a_record(fault
         target = [spare, before[0]]
         kafka_admin = KafkaAdminClient(bootstrap_servers=faulty.spec.bootstrap_servers)
         try:
-            assert kafka_admin.alter_partition_reassignments({TopicPartition(topic, 0): target}) == {
-                TopicPartition(topic, 0): None
-            }
+            assert kafka_admin.alter_partition_reassignments(
+                {TopicPartition(topic, 0): target}
+            ) == {TopicPartition(topic, 0): None}
             ongoing = kafka_admin.list_partition_reassignments()
         finally:
             kafka_admin.close()
         assert set(ongoing) <= {TopicPartition(topic, 0)}
         wait_for(
-            lambda: admin.list_topics(topic, timeout=10).topics[topic].partitions[0].replicas == target,
+            lambda: (
+                admin.list_topics(topic, timeout=10).topics[topic].partitions[0].replicas == target
+            ),
             90,
             "the reassignment to complete",
         )
-        wait_for(lambda: not (faulty.spec.data_dir / f"broker-{before[1]}" / f"{topic}-0").exists(), 30, "the old replica to go")
+        wait_for(
+            lambda: not (faulty.spec.data_dir / f"broker-{before[1]}" / f"{topic}-0").exists(),
+            30,
+            "the old replica to go",
+        )
         load.wait_for_progress()
     finally:
         load.stop()
@@ -130,8 +150,17 @@ def test_two_of_three_brokers_down_refuses_acks_all_and_takes_acks_one(tmp_path)
         for broker in (1, 2, 3):
             if broker != survivor:
                 cluster.kill(f"broker-{broker}")
-        wait_for(lambda: len(admin.list_topics(topic, timeout=10).topics[topic].partitions[0].isrs) == 1, what="ISR of one")
-        refused = _produce(bootstrap, topic, "all", [b"refused"], {"message.timeout.ms": 10000, "enable.idempotence": False, "retries": 0})
+        wait_for(
+            lambda: len(admin.list_topics(topic, timeout=10).topics[topic].partitions[0].isrs) == 1,
+            what="ISR of one",
+        )
+        refused = _produce(
+            bootstrap,
+            topic,
+            "all",
+            [b"refused"],
+            {"message.timeout.ms": 10000, "enable.idempotence": False, "retries": 0},
+        )
         assert refused[0] is not None and refused[0].code() == KafkaError.NOT_ENOUGH_REPLICAS
         accepted = _produce(bootstrap, topic, "1", [b"one"], {"enable.idempotence": False})
         assert accepted == [None]
@@ -143,11 +172,15 @@ def test_two_of_three_brokers_down_refuses_acks_all_and_takes_acks_one(tmp_path)
         assert values == [b"a", b"b", b"c", b"one"]
 
 
-def _produce(bootstrap: str, topic: str, acks: str, values: list[bytes], extra: dict | None = None) -> list:
+def _produce(
+    bootstrap: str, topic: str, acks: str, values: list[bytes], extra: dict | None = None
+) -> list:
     outcome: list = []
     producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, **(extra or {})})
     for value in values:
-        producer.produce(topic, value=value, partition=0, on_delivery=lambda err, msg: outcome.append(err))
+        producer.produce(
+            topic, value=value, partition=0, on_delivery=lambda err, msg: outcome.append(err)
+        )
     producer.flush(60)
     return outcome
 
@@ -155,7 +188,9 @@ def _produce(bootstrap: str, topic: str, acks: str, values: list[bytes], extra: 
 def _values(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "check", "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "check", "enable.auto.commit": False}
+    )
     consumer.assign([TopicPartition(topic, 0, 0)])
     out = []
     deadline = time.monotonic() + 30
