@@ -377,42 +377,52 @@ class ReplicaManager:
         results = self.read_all(requests, replica_id, max_bytes)
         if max_wait_ms <= 0 or self.ready(results, min_bytes):
             return results
-        return self._long_poll(requests, replica_id, max_wait_ms, min_bytes, max_bytes, results)
+        # Park before returning: an append between this read and the coroutine's first
+        # step must still wake it.
+        deadline = asyncio.get_running_loop().time() + max_wait_ms / 1000
+        parked = self._park(requests, replica_id >= 0)
+        return self._long_poll(
+            requests, replica_id, min_bytes, max_bytes, results, deadline, parked
+        )
+
+    def _park(
+        self, requests: list[FetchRequestPartition], follower: bool
+    ) -> tuple[Waiter, list[set[Waiter]]]:
+        waiter = Waiter()
+        parked = []
+        for request in requests:
+            partition = self.partitions.get((request.topic, request.index))
+            if partition is not None:
+                waiters = partition.replica_waiters if follower else partition.consumer_waiters
+                waiters.add(waiter)
+                parked.append(waiters)
+        return waiter, parked
 
     async def _long_poll(
         self,
         requests: list[FetchRequestPartition],
         replica_id: int,
-        max_wait_ms: int,
         min_bytes: int,
         max_bytes: int,
         results: list[FetchResult],
+        deadline: float,
+        parked: tuple[Waiter, list[set[Waiter]]],
     ) -> list[FetchResult]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max_wait_ms / 1000
-        follower = replica_id >= 0
         while True:
+            waiter, sets = parked
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                return results
-            waiter = Waiter()
-            parked = []
-            for request in requests:
-                partition = self.partitions.get((request.topic, request.index))
-                if partition is not None:
-                    waiters = partition.replica_waiters if follower else partition.consumer_waiters
-                    waiters.add(waiter)
-                    parked.append(waiters)
-            timer = loop.call_later(remaining, waiter.wake)
+            timer = loop.call_later(max(remaining, 0), waiter.wake)
             try:
                 await waiter.future
             finally:
                 timer.cancel()
-                for waiters in parked:
+                for waiters in sets:
                     waiters.discard(waiter)
             results = self.read_all(requests, replica_id, max_bytes)
-            if self.ready(results, min_bytes):
+            if self.ready(results, min_bytes) or loop.time() >= deadline:
                 return results
+            parked = self._park(requests, replica_id >= 0)
 
     @staticmethod
     def ready(results: list[FetchResult], min_bytes: int) -> bool:
