@@ -32,6 +32,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive ports nothing listens on now."""
+    for _ in range(200):
+        base = free_port()
+        if base + count >= 65535:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no run of {count} free ports")
+
+
 def wait_for_port(
     host: str, port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None
 ) -> None:
@@ -82,6 +98,31 @@ class ClusterSpec:
     session_timeout_ms: int = field(default_factory=lambda: env.SESSION_TIMEOUT_MS)
     broker_config: str = field(default_factory=lambda: os.environ.get("KAFKAWEB_BROKER_CONFIG", ""))
     echo: IO[str] | None = None
+
+    @classmethod
+    def isolated(
+        cls,
+        data_dir: Path,
+        *,
+        brokers: int = 3,
+        controllers: int = 1,
+        broker_config: str = "",
+        session_timeout_ms: int = 1500,
+    ) -> ClusterSpec:
+        """A cluster of its own — free ports, its own Redis and database — for tests and benchmarks."""
+        return cls(
+            data_dir=data_dir,
+            host="127.0.0.1",
+            brokers=brokers,
+            broker_port=consecutive_free_ports(brokers),
+            controllers=controllers,
+            web_port=free_port(),
+            redis_url="",
+            redis_port=free_port(),
+            database_url=f"sqlite:///{data_dir / 'metadata.sqlite3'}",
+            session_timeout_ms=session_timeout_ms,
+            broker_config=broker_config,
+        )
 
     def broker_address(self, node_id: int) -> tuple[str, int]:
         return self.host, self.broker_port + node_id - 1
@@ -257,6 +298,10 @@ class Cluster:
         wait_for_port(self.spec.host, self.spec.web_port, 60, process.popen)
         return process
 
+    def start_monitor(self) -> Process:
+        """`manage.py monitor`: consumer lag for the UI, computed every second."""
+        return self._spawn("monitor", [PYTHON, "manage.py", "monitor"])
+
     def start(self, *, web: bool = True) -> None:
         self.start_redis()
         self.migrate()
@@ -266,6 +311,7 @@ class Cluster:
             self.start_broker(n, wait=False)
         for n in range(1, self.spec.brokers + 1):
             wait_for_port(*self.spec.broker_address(n), 60, self.processes[f"broker-{n}"].popen)
+        self.start_monitor()
         if web:
             self.start_web()
 
@@ -303,13 +349,26 @@ class Cluster:
         Brokers stop together (each hands its leaderships over first) while a controller is
         still there to move them.
         """
-        for prefix in ("web", "broker-", "controller-", "redis"):
+        for prefix in ("web", "monitor", "broker-", "controller-", "redis"):
             group = [n for n in self.processes if n.startswith(prefix)]
             for name in group:
                 with contextlib.suppress(ProcessLookupError):
                     self.send_signal(name, signal.SIGTERM)
             for name in group:
                 self.stop_process(name)
+
+    def wait_until_ready(self, timeout_s: float = 60.0) -> None:
+        """Until every broker is registered and named alive in the Metadata clients get."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.spec.bootstrap_servers})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if len(admin.list_topics(timeout=2).brokers) == self.spec.brokers:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"the cluster was not ready after {timeout_s:.0f} s")
 
     @contextlib.contextmanager
     def running(self, *, web: bool = True) -> Iterator[Cluster]:
