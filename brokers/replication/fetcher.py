@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import socket
 import struct
@@ -20,18 +19,16 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 from kio.schema.response_header.v1.header import ResponseHeader
 from kio.serial import entity_reader
-from kio.static.primitive import i32Timedelta
 
 from brokers.background import spawn
 from brokers.image import PartitionState
 from brokers.log.errors import LogError
-from brokers.protocol import schema
-from brokers.protocol.framing import encode_request
+from brokers.protocol import schema, wire
 from brokers.replication.replica_manager import ReplicaManager, TopicPartition
 
 log = logging.getLogger(__name__)
 
-FETCH_KEY, FETCH_VERSION = 1, 12
+FETCH_KEY = 1
 _SIZE = struct.Struct(">i")
 _read_response_header = entity_reader(ResponseHeader)
 
@@ -64,9 +61,8 @@ class ReplicaFetcher:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._correlation = 0
-        self._request_class = schema.request_class(FETCH_KEY, FETCH_VERSION)
-        self._request_module = schema.request_module(FETCH_KEY, FETCH_VERSION)
-        self._read_response = schema.response_reader(FETCH_KEY, FETCH_VERSION)
+        self._client_id = f"replica-{node_id}"
+        self._read_response = schema.response_reader(FETCH_KEY, wire.FOLLOWER_FETCH_VERSION)
 
     def start(self) -> None:
         self._task = spawn(self._run())
@@ -126,42 +122,33 @@ class ReplicaFetcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self.settings.backoff_s)
             return
-        m = self._request_module
         sent: dict[TopicPartition, tuple[int, int]] = {}
-        by_topic: dict[str, list[Any]] = {}
+        by_topic: dict[str, list[wire.FetchRequestPartition]] = {}
         for (topic, index), state in targets.items():
             partition = self.replicas.partition(topic, index)
             assert partition is not None
             plog = partition.log
             sent[(topic, index)] = (state.leader_epoch, plog.log_end_offset)
             by_topic.setdefault(topic, []).append(
-                m.FetchPartition(
-                    partition=index,
+                wire.FetchRequestPartition(
+                    index=index,
                     current_leader_epoch=state.leader_epoch,
                     fetch_offset=plog.log_end_offset,
                     last_fetched_epoch=plog.latest_epoch,
                     log_start_offset=plog.log_start_offset,
-                    partition_max_bytes=self.settings.partition_max_bytes,
+                    max_bytes=self.settings.partition_max_bytes,
                 )
             )
-        request = schema.build(
-            self._request_class,
-            cluster_id=None,
-            replica_id=self.node_id,
-            max_wait=_ms(self.settings.max_wait_ms),
-            min_bytes=self.settings.min_bytes,
-            max_bytes=self.settings.max_bytes,
-            isolation_level=0,
-            session_id=0,
-            session_epoch=-1,
-            topics=tuple(m.FetchTopic(topic=t, partitions=tuple(ps)) for t, ps in by_topic.items()),
-            forgotten_topics_data=(),
-            rack_id="",
-        )
         self._correlation = (self._correlation + 1) & 0x7FFFFFFF
         writer.write(
-            encode_request(
-                FETCH_KEY, FETCH_VERSION, self._correlation, f"replica-{self.node_id}", request
+            wire.follower_fetch_request(
+                self._correlation,
+                self._client_id,
+                self.node_id,
+                self.settings.max_wait_ms,
+                self.settings.min_bytes,
+                self.settings.max_bytes,
+                list(by_topic.items()),
             )
         )
         timeout = self.settings.max_wait_ms / 1000 + 30
@@ -261,10 +248,6 @@ class ReplicaFetcher:
 
     def _delay(self, key: TopicPartition) -> None:
         self._delayed[key] = asyncio.get_running_loop().time() + self.settings.backoff_s
-
-
-def _ms(value: int) -> i32Timedelta:
-    return i32Timedelta.parse(datetime.timedelta(milliseconds=value))
 
 
 class FetcherManager:

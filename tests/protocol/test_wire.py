@@ -245,3 +245,67 @@ def test_fetch_response_sends_file_regions_without_copying():
         ]
         assert _flatten(response) == _flatten(wire.fetch_response(12, inline))
         assert os.pread(f.fileno(), 8, 100) == b"RECORDS!"
+
+
+@settings(max_examples=100)
+@given(
+    st.integers(0, 2**31 - 1),
+    st.integers(0, 9),
+    st.lists(
+        st.tuples(
+            names,
+            st.lists(
+                st.builds(
+                    wire.FetchRequestPartition,
+                    st.integers(0, 100),
+                    st.integers(-1, 50),
+                    offsets,
+                    st.integers(-1, 50),
+                    offsets,
+                    st.integers(1, 2**20),
+                ),
+                max_size=4,
+            ),
+        ),
+        max_size=3,
+    ),
+)
+def test_follower_fetch_request_matches_kio(correlation_id, replica_id, topics):
+    from brokers.protocol.framing import encode_request
+
+    m = schema.request_module(1, wire.FOLLOWER_FETCH_VERSION)
+    request = schema.build(
+        schema.request_class(1, wire.FOLLOWER_FETCH_VERSION),
+        cluster_id=None,
+        replica_id=replica_id,
+        max_wait=i32Timedelta.parse(datetime.timedelta(milliseconds=500)),
+        min_bytes=1,
+        max_bytes=10 << 20,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=tuple(
+            m.FetchTopic(
+                topic=name,
+                partitions=tuple(
+                    m.FetchPartition(
+                        partition=p.index,
+                        current_leader_epoch=p.current_leader_epoch,
+                        fetch_offset=p.fetch_offset,
+                        last_fetched_epoch=p.last_fetched_epoch,
+                        log_start_offset=p.log_start_offset,
+                        partition_max_bytes=p.max_bytes,
+                    )
+                    for p in partitions
+                ),
+            )
+            for name, partitions in topics
+        ),
+        forgotten_topics_data=(),
+        rack_id="",
+    )
+    expected = encode_request(1, wire.FOLLOWER_FETCH_VERSION, correlation_id, "replica-x", request)
+    built = wire.follower_fetch_request(
+        correlation_id, "replica-x", replica_id, 500, 1, 10 << 20, topics
+    )
+    assert built == expected
