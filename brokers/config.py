@@ -42,6 +42,11 @@ BROKER_DEFAULTS: Mapping[str, str] = {
 }
 
 
+def broker_values() -> dict[str, str]:
+    """Every broker config: Kafka's defaults with KAFKAWEB_BROKER_CONFIG's overrides."""
+    return {**BROKER_DEFAULTS, **_overrides()}
+
+
 def _overrides() -> dict[str, str]:
     """KAFKAWEB_BROKER_CONFIG="name=value,name=value" overrides broker configs."""
     raw = os.environ.get("KAFKAWEB_BROKER_CONFIG", "")
@@ -67,7 +72,7 @@ class BrokerConfig:
             host=env.HOST,
             port=env.broker_port(node_id),
             data_dir=env.DATA_DIR / f"broker-{node_id}",
-            values={**BROKER_DEFAULTS, **_overrides()},
+            values=broker_values(),
         )
 
     def get(self, name: str) -> str:

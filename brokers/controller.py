@@ -21,7 +21,7 @@ from celery import bootsteps
 from kio.schema.errors import ErrorCode
 
 from brokers import control, metadata, placement
-from brokers.config import BROKER_DEFAULTS
+from brokers.config import BROKER_DEFAULTS, broker_values
 from brokers.image import (
     NO_LEADER,
     BrokerInfo,
@@ -1154,7 +1154,7 @@ class ControllerBootstep(bootsteps.StartStopStep):
             return
         client = redis.Redis.from_url(env.REDIS_URL)
         CONTROLLER = Controller(
-            self.controller_id, client, ControllerSettings(env.SESSION_TIMEOUT_MS)
+            self.controller_id, client, ControllerSettings(env.SESSION_TIMEOUT_MS, broker_values())
         )
         self._thread = threading.Thread(
             target=self._loop, args=(CONTROLLER,), name="controller", daemon=True
