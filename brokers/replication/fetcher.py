@@ -169,15 +169,16 @@ class ReplicaFetcher:
         self, topic: str, data: Any, sent: dict[TopicPartition, tuple[int, int]]
     ) -> None:
         key = (topic, data.partition_index)
-        state = self.partitions.get(key)
         partition = self.replicas.partition(topic, data.partition_index)
         if (
-            state is None
-            or partition is None
+            partition is None
             or key not in sent
-            or sent[key][0] != state.leader_epoch
+            or partition.state.leader != self.leader_id
+            or partition.leader_epoch != sent[key][0]
         ):
-            return  # leadership moved while this fetch was in flight: its data is not ours to keep
+            # Leadership moved while this fetch was in flight (perhaps to this very broker):
+            # its data is not ours to keep.
+            return
         plog = partition.log
         error = data.error_code
         if error == ErrorCode.none:
@@ -238,11 +239,13 @@ class ReplicaFetcher:
             target = min(target, plog.log_end_offset)
         if target < plog.log_end_offset:
             log.info(
-                "%s-%s: log diverged from the leader at epoch %s; truncating to %s",
+                "%s-%s: log diverged from the leader at epoch %s; truncating from %s to %s (local epoch %s)",
                 plog.topic,
                 plog.partition,
                 epoch,
+                plog.log_end_offset,
                 target,
+                plog.latest_epoch,
             )
             plog.truncate_to(target)
 
@@ -273,18 +276,20 @@ class FetcherManager:
         for leader_id in list(self.fetchers):
             if leader_id not in by_leader:
                 fetcher = self.fetchers.pop(leader_id)
+                # Forget its partitions now: a response it already holds must not be applied.
+                fetcher.set_partitions({})
                 spawn(fetcher.stop())
         for leader_id, partitions in by_leader.items():
-            fetcher = self.fetchers.get(leader_id)
-            if fetcher is None:
-                fetcher = ReplicaFetcher(
-                    self.node_id, leader_id, self.replicas, self.endpoint, self.settings
-                )
-                self.fetchers[leader_id] = fetcher
-                fetcher.set_partitions(partitions)
-                fetcher.start()
-            else:
-                fetcher.set_partitions(partitions)
+            existing = self.fetchers.get(leader_id)
+            if existing is not None:
+                existing.set_partitions(partitions)
+                continue
+            fetcher = ReplicaFetcher(
+                self.node_id, leader_id, self.replicas, self.endpoint, self.settings
+            )
+            self.fetchers[leader_id] = fetcher
+            fetcher.set_partitions(partitions)
+            fetcher.start()
 
     async def stop(self) -> None:
         fetchers = list(self.fetchers.values())
