@@ -99,7 +99,8 @@ def call(
         raise ControllerUnavailable(
             f"controller {lease[0]} did not answer {name} in {timeout_s:.0f} s"
         )
-    return json.loads(item[1])  # type: ignore[no-any-return]
+    answer: dict[str, Any] = json.loads(item[1])
+    return answer
 
 
 async def call_async(
@@ -123,7 +124,8 @@ async def call_async(
         raise ControllerUnavailable(
             f"controller {lease[0]} did not answer {name} in {timeout_s:.0f} s"
         )
-    return json.loads(item[1])  # type: ignore[no-any-return]
+    answer: dict[str, Any] = json.loads(item[1])
+    return answer
 
 
 def reply(client: redis.Redis, reply_to: str, result: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ def response_module(api_key: int, version: int) -> ModuleType:
     return load_payload_module(api_key, version, EntityType.response)
 
 
-def _payload_class(module: ModuleType, kind: EntityType) -> type:
+def _payload_class(module: ModuleType, kind: EntityType) -> Any:
     for value in vars(module).values():
         if isinstance(value, type) and getattr(value, "__type__", None) is kind:
             return value
@@ -33,34 +33,40 @@ def _payload_class(module: ModuleType, kind: EntityType) -> type:
 
 
 @functools.cache
-def request_class(api_key: int, version: int) -> type:
+def request_class(api_key: int, version: int) -> Any:
     return _payload_class(request_module(api_key, version), EntityType.request)
 
 
 @functools.cache
-def response_class(api_key: int, version: int) -> type:
+def response_class(api_key: int, version: int) -> Any:
     return _payload_class(response_module(api_key, version), EntityType.response)
 
 
 @functools.cache
 def request_reader(api_key: int, version: int) -> Callable[[bytes, int], tuple[Any, int]]:
-    return entity_reader(request_class(api_key, version))  # type: ignore[no-any-return]
+    reader: Callable[[bytes, int], tuple[Any, int]] = entity_reader(request_class(api_key, version))
+    return reader
 
 
 @functools.cache
 def response_reader(api_key: int, version: int) -> Callable[[bytes, int], tuple[Any, int]]:
-    return entity_reader(response_class(api_key, version))  # type: ignore[no-any-return]
+    reader: Callable[[bytes, int], tuple[Any, int]] = entity_reader(
+        response_class(api_key, version)
+    )
+    return reader
 
 
 @functools.cache
-def _writer(cls: type) -> Callable[[io.BytesIO, Any], None]:
-    return entity_writer(cls)  # type: ignore[no-any-return]
+def _writer(cls: Any) -> Callable[[io.BytesIO, Any], None]:
+    writer: Callable[[io.BytesIO, Any], None] = entity_writer(cls)
+    return writer
 
 
 def encode(entity: Any) -> bytes:
     """Encode a kio entity (any request, response or nested struct) to bytes."""
     buffer = io.BytesIO()
-    _writer(type(entity))(buffer, entity)
+    cls: Any = type(entity)
+    _writer(cls)(buffer, entity)
     return buffer.getvalue()
 
 
@@ -83,9 +89,9 @@ def build(cls: type, **values: Any) -> Any:
     return cls(**{k: v for k, v in values.items() if k in names})
 
 
-def nested(module: ModuleType, name: str) -> type:
+def nested(module: ModuleType, name: str) -> Any:
     """The nested struct `name` of one version's schema module."""
     cls = getattr(module, name, None)
     if cls is None:
         raise LookupError(f"{module.__name__} has no {name}")
-    return cls  # type: ignore[no-any-return]
+    return cls

@@ -50,16 +50,14 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
             return -1, -1, -1  # no tiered storage: nothing is remote
         if lagging:
             raise PartitionError(ErrorCode.offset_not_available)
-        if timestamp == MAX_TIMESTAMP:
-            found = plog.max_timestamp()
-            if found is None:
-                return -1, -1, -1
-            offset, ts = found
-        else:
-            found = plog.offset_for_timestamp(timestamp)
-            if found is None:
-                return -1, -1, -1
-            offset, ts = found
+        found = (
+            plog.max_timestamp()
+            if timestamp == MAX_TIMESTAMP
+            else plog.offset_for_timestamp(timestamp)
+        )
+        if found is None:
+            return -1, -1, -1
+        offset, ts = found
         if offset < 0 or offset >= last_fetchable:
             return -1, -1, -1
         return ts, offset, -1
