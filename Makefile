@@ -22,6 +22,7 @@ system-packages:
 	if [ "$(MAKECMDGOALS)" = "test" ]; then \
 	  command -v kcat >/dev/null || scripts+=(kcat); \
 	  command -v chromium >/dev/null || scripts+=(chromium); \
+	  command -v npm >/dev/null || scripts+=(nodejs npm); \
 	fi; \
 	if [ $${#scripts[@]} -gt 0 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -40,7 +41,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: setup lint
+KAFKAJS := tests/compat/kafkajs
+$(KAFKAJS)/node_modules/.installed: $(KAFKAJS)/package.json $(KAFKAJS)/package-lock.json
+	cd $(KAFKAJS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: setup lint $(KAFKAJS)/node_modules/.installed
 	$(BIN)/pytest -q
 
 bench: setup

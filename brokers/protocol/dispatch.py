@@ -8,18 +8,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
 from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
-from kio.serial import entity_reader
 
-from brokers.protocol import schema
+from brokers.protocol import lengths, schema
 from brokers.protocol.framing import (
     API_VERSIONS_KEY,
     HEADER_PREFIX,
+    MalformedHeader,
     Part,
     Response,
     frame,
     frame_parts,
+    read_request_header,
 )
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ log = logging.getLogger(__name__)
 HandlerResult = Any  # a kio response entity, a Response, or None (no response is sent)
 Handler = Callable[["RequestContext", Any], "HandlerResult | Awaitable[HandlerResult]"]
 Outcome = bytes | list[Part] | None
-
-_read_header_v1 = entity_reader(RequestHeaderV1)
-_read_header_v2 = entity_reader(RequestHeaderV2)
 
 
 class InvalidRequest(Exception):
@@ -47,6 +44,8 @@ class Api:
     handler: Handler
     # Responses whose first field is a top-level error code can answer a bad version.
     name: str = ""
+    # What ApiVersions shows as the minimum, when it must differ from what is served.
+    advertised_min_version: int | None = None
 
 
 @dataclass(slots=True)
@@ -69,10 +68,20 @@ class Dispatcher:
     def __init__(self) -> None:
         self.apis: dict[int, Api] = {}
 
-    def register(self, key: int, min_version: int, max_version: int, handler: Handler) -> None:
+    def register(
+        self,
+        key: int,
+        min_version: int,
+        max_version: int,
+        handler: Handler,
+        *,
+        advertised_min_version: int | None = None,
+    ) -> None:
         for version in range(min_version, max_version + 1):
             schema.request_class(key, version)  # advertise only what the codec has
-        self.apis[key] = Api(key, min_version, max_version, handler, schema.api_name(key))
+        self.apis[key] = Api(
+            key, min_version, max_version, handler, schema.api_name(key), advertised_min_version
+        )
 
     def dispatch(self, connection: Connection, data: bytes) -> Outcome | Awaitable[Outcome]:
         if len(data) < HEADER_PREFIX.size:
@@ -83,16 +92,24 @@ class Dispatcher:
             raise InvalidRequest(f"unknown API key {api_key}")
         if not api.min_version <= version <= api.max_version:
             if api_key == API_VERSIONS_KEY:
+                # Like Kafka, the header must still parse: header v2 from v3 on, v1 before.
+                try:
+                    read_request_header(data, flexible=version >= 3)
+                except MalformedHeader as exc:
+                    raise InvalidRequest(f"cannot decode an ApiVersions header: {exc}") from exc
                 return self._unsupported_api_versions(api, correlation_id)
             raise InvalidRequest(f"unsupported version {version} of {api.name}")
 
         cls = schema.request_class(api_key, version)
         try:
-            header, header_size = (
-                _read_header_v2(data, 0)
-                if cls.__header_schema__ is RequestHeaderV2
-                else _read_header_v1(data, 0)
+            client_id, header_size = read_request_header(
+                data, flexible=cls.__header_schema__ is RequestHeaderV2
             )
+            # Before kio reads it: a count it cannot allocate room for would abort the process.
+            try:
+                lengths.check(cls, data, header_size)
+            except lengths.UnknownTaggedField:
+                data = lengths.without_unknown_tags(cls, data, header_size)
             # Like Kafka, bytes after the body are ignored.
             request, _ = schema.request_reader(api_key, version)(data, header_size)
         except Exception as exc:
@@ -102,7 +119,7 @@ class Dispatcher:
             api_key=api_key,
             api_version=version,
             correlation_id=correlation_id,
-            client_id=header.client_id,
+            client_id=client_id,
             connection=connection,
             frame=data,
             body_offset=header_size,

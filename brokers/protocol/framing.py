@@ -13,7 +13,56 @@ from brokers.protocol import schema
 
 # api_key int16, api_version int16, correlation_id int32: the part every header version shares.
 HEADER_PREFIX = struct.Struct(">hhi")
+_INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
+_UVARINT_MAX_BYTES = 5
+
+
+class MalformedHeader(ValueError):
+    """A request header that cannot be read."""
+
+
+def _read_uvarint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    for index in range(position, min(position + _UVARINT_MAX_BYTES, len(data))):
+        byte = data[index]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, index + 1
+        shift += 7
+    raise MalformedHeader("unsigned varint is truncated or longer than 5 bytes")
+
+
+def read_request_header(data: bytes, flexible: bool) -> tuple[str | None, int]:
+    """The client id of a request header (v1, or v2 when flexible) and where the body starts.
+
+    Tagged fields in a v2 header are skipped, known or not, as Kafka does.
+    """
+    position = HEADER_PREFIX.size
+    if len(data) < position + _INT16.size:
+        raise MalformedHeader("request header ends before its client id")
+    (length,) = _INT16.unpack_from(data, position)
+    position += _INT16.size
+    client_id = None
+    if length >= 0:
+        end = position + length
+        if end > len(data):
+            raise MalformedHeader("client id runs past the end of the frame")
+        client_id = data[position:end].decode("utf-8", errors="replace")
+        position = end
+    elif length != -1:
+        raise MalformedHeader(f"client id has a negative length {length}")
+    if flexible:
+        count, position = _read_uvarint(data, position)
+        for _ in range(count):
+            _, position = _read_uvarint(data, position)
+            size, position = _read_uvarint(data, position)
+            position += size
+            if position > len(data):
+                raise MalformedHeader("a tagged field runs past the end of the frame")
+    return client_id, position
+
+
 API_VERSIONS_KEY = 18
 
 

@@ -8,6 +8,7 @@ import logging
 import socket
 import struct
 from collections import deque
+from typing import IO, cast
 
 from brokers.protocol.dispatch import Dispatcher, InvalidRequest, Outcome
 from brokers.protocol.framing import FileRegion, Part
@@ -32,6 +33,7 @@ class Connection(asyncio.Protocol):
         self._pending: deque[asyncio.Future[Outcome]] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._write_paused = False
+        self._refusing = False
         self.closed = False
         self.peer_host = ""
         self.peer_port = 0
@@ -67,10 +69,12 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self._transport is not None and not self.closed:
+        if self._transport is not None and not self.closed and not self._refusing:
             self._transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self._refusing:
+            return
         buffer = self._buffer
         if buffer:
             buffer += data
@@ -82,7 +86,7 @@ class Connection(asyncio.Protocol):
         while end - position >= 4:
             (size,) = _SIZE.unpack_from(view, position)
             if size < 0 or size > self._max_request:
-                self.abort(f"request size {size} is outside 0..{self._max_request}")
+                self._refuse(f"request size {size} is outside 0..{self._max_request}")
                 return
             stop = position + 4 + size
             if stop > end:
@@ -90,7 +94,7 @@ class Connection(asyncio.Protocol):
             request = bytes(view[position + 4 : stop])
             position = stop
             self._serve(request)
-            if self.closed:
+            if self.closed or self._refusing:
                 return
         if view is buffer:
             del buffer[:position]
@@ -103,7 +107,7 @@ class Connection(asyncio.Protocol):
         try:
             outcome = self._dispatcher.dispatch(self, request)
         except InvalidRequest as exc:
-            self.abort(str(exc))
+            self._refuse(str(exc))
             return
         except Exception:
             log.exception(
@@ -186,14 +190,30 @@ class Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             sent = await loop.sendfile(
-                transport, region, region.position, region.length, fallback=False
-            )  # type: ignore[arg-type]
+                transport, cast(IO[bytes], region), region.position, region.length, fallback=False
+            )
         except (NotImplementedError, RuntimeError, asyncio.exceptions.SendfileNotAvailableError):
             transport.write(region.read())
             return
         if sent != region.length:
             # The file shrank under us; the frame can no longer be completed.
             self.abort(f"segment region shrank while sending ({sent} of {region.length} bytes)")
+
+    def _refuse(self, reason: str) -> None:
+        """Input that cannot be served: answer the requests before it, then close.
+
+        Kafka serves a connection's requests one at a time, so requests ahead of a bad frame
+        always get their answers; reading stops here and the writer closes after them.
+        """
+        if not self._pending:
+            self.abort(reason)
+            return
+        self._refusing = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+        refusal: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        refusal.set_exception(InvalidRequest(reason))
+        self._enqueue(refusal)
 
     def abort(self, reason: str) -> None:
         """Close a connection whose input cannot be served; the broker serves everyone else."""

@@ -56,7 +56,11 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
             keys = tuple(
                 module.ApiVersion(
                     api_key=i16(api.key),
-                    min_version=i16(api.min_version),
+                    min_version=i16(
+                        api.min_version
+                        if api.advertised_min_version is None
+                        else api.advertised_min_version
+                    ),
                     max_version=i16(api.max_version),
                 )
                 for api in sorted(dispatcher.apis.values(), key=lambda a: a.key)

@@ -28,7 +28,7 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
 
     def handle(ctx: RequestContext, request: Any) -> Any:
         version = ctx.api_version
-        if request.session_id != 0:
+        if getattr(request, "session_id", 0) != 0:  # fetch sessions came with v7
             # This broker never hands out fetch sessions (KIP-227); clients fall back to full fetches.
             return wire.fetch_response(version, [], error_code=ErrorCode.fetch_session_id_not_found)
         replica_id = request.replica_state.replica_id if version >= 15 else request.replica_id
@@ -81,7 +81,7 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
                         last_stable_offset=r.last_stable_offset,
                         log_start_offset=r.log_start_offset,
                         aborted_transactions=() if read_committed else None,
-                        records=None
+                        records=b""
                         if r.records is None
                         else FileRegion(r.records.fd, r.records.position, r.records.length),
                         diverging_epoch=r.diverging_epoch,

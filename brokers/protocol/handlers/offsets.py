@@ -45,7 +45,9 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
                 raise PartitionError(ErrorCode.offset_not_available)
             return -1, last_fetchable, partition.leader_epoch
         if timestamp in (EARLIEST, EARLIEST_LOCAL):
-            return -1, plog.log_start_offset, -1
+            # Like Kafka, with the epoch that wrote the first offset when it is known.
+            epoch = plog.epoch_cache.epoch_for_offset(plog.log_start_offset)
+            return -1, plog.log_start_offset, -1 if epoch is None else epoch
         if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
             return -1, -1, -1  # no tiered storage: nothing is remote
         if lagging:

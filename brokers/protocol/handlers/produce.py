@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,90 @@ if TYPE_CHECKING:
 API_KEY = 0
 # v3 is the first with record batches (magic 2); v10 adds KIP-951 leader hints.
 MIN_VERSION, MAX_VERSION = 3, 10
+# Like Kafka 4 (KAFKA-18659), ApiVersions shows Produce from v0 although v0-2 requests are
+# refused: older librdkafka (2.0 in kcat, for one) sends gzip, snappy and lz4 batches
+# uncompressed to a broker whose Produce range does not include v0 (librdkafka issue 4956).
+ADVERTISED_MIN_VERSION = 0
+
+_BASE_OFFSET = struct.Struct(">q")
+_BATCH_LENGTH = struct.Struct(">i")
+LOG_OVERHEAD = 12  # base offset and batch length: the bytes a batch length does not count
+MAGIC_OFFSET = 16
+ATTRIBUTES_OFFSET = 21
+MIN_RECORD_OVERHEAD = 14  # the smallest legal batch length (a magic 0 record)
+ZSTD = 4
+ZSTD_MIN_VERSION = 7
+
+
+class CorruptBatch(Exception):
+    """A batch whose length or magic Kafka calls corrupt (CORRUPT_MESSAGE)."""
+
+
+def _batch_size(records: bytes, position: int) -> int | None:
+    """Kafka's next batch size at position (headers included); None when no whole batch is there."""
+    remaining = len(records) - position
+    if remaining < LOG_OVERHEAD:
+        return None
+    (length,) = _BATCH_LENGTH.unpack_from(records, position + 8)
+    if length < MIN_RECORD_OVERHEAD:
+        raise CorruptBatch(
+            f"Record size {length} is less than the minimum record overhead ({MIN_RECORD_OVERHEAD})"
+        )
+    if remaining <= MAGIC_OFFSET:
+        return None
+    magic = records[position + MAGIC_OFFSET]
+    if magic > 2:
+        raise CorruptBatch(
+            f"Invalid magic found in record: {magic - 256 if magic > 127 else magic}"
+        )
+    size = LOG_OVERHEAD + length
+    return size if size <= remaining else None
+
+
+def check_records(version: int, records: bytes | None) -> tuple[ErrorCode, str] | bytes:
+    """Kafka's checks of one partition's Produce records (ProduceRequest.validateRecords).
+
+    One whole magic 2 batch at base offset 0, zstd only from v7: the records to append, or the
+    error to answer. The log validates the batch itself (CRC, sizes, sequence numbers).
+    """
+    if records is None:
+        return ErrorCode.invalid_record, "Produce request has no record batch"
+    try:
+        size = _batch_size(records, 0)
+        if size is None:
+            return (
+                ErrorCode.invalid_record,
+                f"Produce requests with version {version} must have at least one record batch "
+                "per partition",
+            )
+        if records[MAGIC_OFFSET] != 2:
+            return (
+                ErrorCode.invalid_record,
+                f"Produce requests with version {version} are only allowed to contain record "
+                "batches with magic version 2",
+            )
+        if version < ZSTD_MIN_VERSION and records[ATTRIBUTES_OFFSET + 1] & 0x07 == ZSTD:
+            return (
+                ErrorCode.unsupported_compression_type,
+                f"Produce requests with version {version} are not allowed to use ZStandard "
+                "compression",
+            )
+        if _batch_size(records, size) is not None:
+            return (
+                ErrorCode.invalid_record,
+                f"Produce requests with version {version} are only allowed to contain exactly "
+                "one record batch per partition",
+            )
+    except CorruptBatch as exc:
+        return ErrorCode.corrupt_message, str(exc)
+    (base_offset,) = _BASE_OFFSET.unpack_from(records)
+    if base_offset != 0:
+        return (
+            ErrorCode.invalid_record,
+            f"The baseOffset of the record batch should be 0, but it is {base_offset}",
+        )
+    # Like Kafka, trailing bytes that do not make a whole batch are dropped.
+    return records if len(records) == size else records[:size]
 
 
 def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
@@ -70,7 +155,19 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
                     for t, i, _ in entries
                 ],
             )
-        results = replicas.append(acks, entries)
+        image = node.image
+        results = []
+        valid = []
+        for topic, index, records in entries:
+            if image.partition(topic, index) is None:
+                valid.append((topic, index, records))  # answered UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            checked = check_records(ctx.api_version, records)
+            if isinstance(checked, tuple):
+                results.append(AppendResult(topic, index, checked[0], checked[1]))
+            else:
+                valid.append((topic, index, checked))
+        results += replicas.append(acks, valid)
         if acks == 0:
             failed = [r for r in results if r.error != ErrorCode.none]
             if failed:
@@ -87,4 +184,6 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
     ) -> bytes:
         return respond(ctx, await replicas.wait_for_acks(results, timeout_s))
 
-    dispatcher.register(API_KEY, MIN_VERSION, MAX_VERSION, handle)
+    dispatcher.register(
+        API_KEY, MIN_VERSION, MAX_VERSION, handle, advertised_min_version=ADVERTISED_MIN_VERSION
+    )

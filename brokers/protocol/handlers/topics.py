@@ -120,30 +120,26 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
 
     async def delete_topics(ctx: RequestContext, request: Any) -> Any:
         module = response_schema(ctx)
-        if ctx.api_version >= 6:
-            items = [
-                {
-                    "name": t.name,
-                    "topic_id": str(t.topic_id) if t.topic_id and t.topic_id.int else None,
-                }
-                for t in request.topics
-            ]
-        else:
-            items = [{"name": name, "topic_id": None} for name in request.topic_names]
-        try:
-            reply = await node.controller_call(
-                "delete_topics",
-                {"topics": items, "actor": ctx.client_id or ""},
-                timeout_seconds(request.timeout),
-            )
-            answers = reply.get("topics", [])
-            if reply.get("version") is not None:
-                await node.wait_for_metadata(reply["version"])
-        except ControllerUnavailable as exc:
-            answers = [
-                {**i, "error_code": int(ErrorCode.request_timed_out), "error_message": str(exc)}
-                for i in items
-            ]
+        items, answers = _deletion_targets(ctx.api_version, request)
+        if items:
+            try:
+                reply = await node.controller_call(
+                    "delete_topics",
+                    {"topics": items, "actor": ctx.client_id or ""},
+                    timeout_seconds(request.timeout),
+                )
+                answers = reply.get("topics", []) + answers
+                if reply.get("version") is not None:
+                    await node.wait_for_metadata(reply["version"])
+            except ControllerUnavailable as exc:
+                answers = [
+                    {
+                        **i,
+                        "error_code": int(ErrorCode.request_timed_out),
+                        "error_message": str(exc),
+                    }
+                    for i in items
+                ] + answers
         results = tuple(
             schema.build(
                 module.DeletableTopicResult,
@@ -208,3 +204,50 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
     dispatcher.register(CREATE_TOPICS, 2, 7, create_topics)
     dispatcher.register(DELETE_TOPICS, 1, 6, delete_topics)
     dispatcher.register(CREATE_PARTITIONS, 0, 3, create_partitions)
+
+
+def _deletion_targets(
+    version: int, request: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The topics to delete, and the answers for entries Kafka refuses without deleting anything.
+
+    As Kafka: a name or id given twice is deleted neither time and answered once with
+    INVALID_REQUEST; so is an entry with both a name and an id, or with neither.
+    """
+    refused: list[dict[str, Any]] = []
+    names: dict[str, int] = {}
+    ids: dict[uuid.UUID, int] = {}
+    if version >= 6:
+        for topic in request.topics:
+            has_id = topic.topic_id is not None and topic.topic_id.int != 0
+            if topic.name is None and not has_id:
+                refused.append(_refusal(None, None, "Neither topic name nor id were specified."))
+            elif topic.name is None:
+                ids[topic.topic_id] = ids.get(topic.topic_id, 0) + 1
+            elif has_id:
+                refused.append(
+                    _refusal(
+                        topic.name,
+                        topic.topic_id,
+                        "You may not specify both topic name and topic id.",
+                    )
+                )
+            else:
+                names[topic.name] = names.get(topic.name, 0) + 1
+    else:
+        for name in request.topic_names:
+            names[name] = names.get(name, 0) + 1
+    refused += [_refusal(n, None, "Duplicate topic name.") for n, c in names.items() if c > 1]
+    refused += [_refusal(None, i, "Duplicate topic id.") for i, c in ids.items() if c > 1]
+    items = [{"name": n, "topic_id": None} for n, c in names.items() if c == 1]
+    items += [{"name": None, "topic_id": str(i)} for i, c in ids.items() if c == 1]
+    return items, refused
+
+
+def _refusal(name: str | None, topic_id: uuid.UUID | None, message: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "topic_id": str(topic_id) if topic_id is not None else None,
+        "error_code": int(ErrorCode.invalid_request),
+        "error_message": message,
+    }
