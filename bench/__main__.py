@@ -31,12 +31,19 @@ def groups(quick: bool) -> list[Result]:
     return groups_bench.results(quick)
 
 
+def ui(quick: bool) -> list[Result]:
+    from bench import ui as ui_bench
+
+    return ui_bench.results(quick)
+
+
 WORKLOADS: list[tuple[str, Callable[[bool], list[Result]]]] = [
     ("throughput", throughput.run),
     ("latency", latency.run),
     ("failover", failover.run),
     ("storage", storage),
     ("groups", groups),
+    ("ui", ui),
 ]
 
 

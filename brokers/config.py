@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brokers.log.config import TOPIC_CONFIGS
 from kafkaweb import env
 
 # Broker configs a client may see through DescribeConfigs, with their defaults.
@@ -35,6 +36,9 @@ BROKER_DEFAULTS: Mapping[str, str] = {
     "group.initial.rebalance.delay.ms": "3000",
     "group.max.size": "2147483647",
     "offsets.retention.minutes": "10080",
+    "offsets.retention.check.interval.ms": "600000",
+    "offsets.topic.num.partitions": "12",
+    "offset.metadata.max.bytes": "4096",
     "transactional.id.expiration.ms": "604800000",
     "producer.id.expiration.ms": "86400000",
     "broker.session.timeout.ms": str(env.SESSION_TIMEOUT_MS),
@@ -55,6 +59,15 @@ def _overrides() -> dict[str, str]:
     if unknown:
         raise SystemExit(f"KAFKAWEB_BROKER_CONFIG: unknown broker config(s) {unknown}")
     return {k.strip(): v.strip() for k, v in pairs}
+
+
+def broker_log_defaults(broker_values: Mapping[str, str]) -> dict[str, str]:
+    """Topic-level defaults a broker sets through its own configs (min.insync.replicas, ...)."""
+    return {
+        d.name: broker_values[d.server_default_property]
+        for d in TOPIC_CONFIGS.values()
+        if d.server_default_property and d.server_default_property in broker_values
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,8 @@ from celery import bootsteps
 from kio.schema.errors import ErrorCode
 
 from brokers import control, metadata, placement
-from brokers.config import BROKER_DEFAULTS, broker_values
+from brokers.config import BROKER_DEFAULTS, broker_log_defaults, broker_values
+from brokers.coordinator.offsets_topic import OFFSETS_TOPIC
 from brokers.image import (
     NO_LEADER,
     BrokerInfo,
@@ -30,7 +31,7 @@ from brokers.image import (
     PartitionState,
     TopicInfo,
 )
-from brokers.log.config import LogConfig
+from brokers.log.config import TOPIC_CONFIGS, ConfigType, LogConfig
 from brokers.log.errors import InvalidConfigError
 from brokers.metadata import Event, NotController
 from brokers.topic_names import collision_key, invalid_reason
@@ -40,6 +41,7 @@ from kafkaweb.celery import app
 log = logging.getLogger(__name__)
 
 REASSIGNMENT_CHECK_INTERVAL_S = 5.0
+INTERNAL_TOPIC_GRACE_SESSIONS = 3
 
 _RENEW_LEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -205,6 +207,7 @@ class Controller:
         self._renew = client.register_script(_RENEW_LEASE)
         self._last_rebalance = time.monotonic()
         self._last_reassignment_check = time.monotonic()
+        self._internal_topics_wait: tuple[int, float] | None = None
         self.send_task: Callable[..., Any] = app.send_task
 
     @property
@@ -228,6 +231,7 @@ class Controller:
                 try:
                     self._check_brokers()
                     self._complete_reassignments()
+                    self._create_internal_topics()
                     self._maybe_rebalance_leaders()
                 except NotController:
                     self._step_down()
@@ -324,8 +328,8 @@ class Controller:
             if known.alive and (beat is None or beat.get("incarnation") != known.incarnation):
                 self._broker_down(changes, node_id, unclean_default)
         for node_id, beat in beats.items():
-            known = changes.broker(node_id)
-            if known is None or not known.alive:
+            registered = changes.broker(node_id)
+            if registered is None or not registered.alive:
                 self._broker_up(changes, node_id, beat, unclean_default)
         self._commit(changes)
 
@@ -414,6 +418,45 @@ class Controller:
         info = self.image.topics.get(topic)
         value = info.configs.get("unclean.leader.election.enable") if info else None
         return default if value is None else value.lower() == "true"
+
+    # Internal topics -------------------------------------------------------------------------
+
+    def _create_internal_topics(self) -> None:
+        """Create `__consumer_offsets` when missing; its partition leaders coordinate groups.
+
+        Replicated on min(3, live brokers). While fewer than three brokers are up, wait a few
+        session timeouts for the others, so a starting cluster does not settle for fewer copies.
+        """
+        if OFFSETS_TOPIC in self.image.topics:
+            self._internal_topics_wait = None
+            return
+        brokers = self._placeable_brokers()
+        if not brokers:
+            return
+        if self._internal_topics_wait is None or self._internal_topics_wait[0] != self.epoch:
+            self._internal_topics_wait = (self.epoch, time.monotonic())
+        waited = time.monotonic() - self._internal_topics_wait[1]
+        if (
+            len(brokers) < 3
+            and waited < INTERNAL_TOPIC_GRACE_SESSIONS * self.settings.lease_ms / 1000
+        ):
+            return
+        changes = Changes(self.image)
+        result = self._create_topic(
+            changes,
+            {
+                "name": OFFSETS_TOPIC,
+                "num_partitions": self.settings.int("offsets.topic.num.partitions"),
+                "replication_factor": min(3, len(brokers)),
+                "configs": {"cleanup.policy": "compact"},
+                "internal": True,
+            },
+            validate_only=False,
+        )
+        if result["error_code"] != ErrorCode.none:
+            log.warning("cannot create %s: %s", OFFSETS_TOPIC, result.get("error_message"))
+            return
+        self._commit(changes)
 
     def _maybe_rebalance_leaders(self) -> None:
         if not self.settings.flag("auto.leader.rebalance.enable"):
@@ -795,7 +838,9 @@ class Controller:
                 )
                 continue
             if resource.get("incremental"):
-                configs, error = _apply_incremental(dict(info.configs), resource["ops"])
+                configs, error = _apply_incremental(
+                    dict(info.configs), resource["ops"], self._effective_defaults()
+                )
                 if error:
                     results.append({"name": name, **_error(ErrorCode.invalid_config, error)})
                     continue
@@ -821,6 +866,12 @@ class Controller:
         if not validate_only:
             self._commit(changes)
         return {"error_code": 0, "resources": results}
+
+    def _effective_defaults(self) -> dict[str, str]:
+        """Every topic config's value for a topic without overrides, under these brokers."""
+        return LogConfig.from_properties(
+            {}, defaults=broker_log_defaults(self.settings.defaults)
+        ).to_properties()
 
     def request_elect_leaders(self, payload: dict[str, Any]) -> dict[str, Any]:
         changes = Changes(self.image, payload.get("actor") or "controller")
@@ -1104,8 +1155,10 @@ class Controller:
 
 
 def _apply_incremental(
-    configs: dict[str, str], ops: list[dict[str, Any]]
+    configs: dict[str, str], ops: list[dict[str, Any]], defaults: Mapping[str, str]
 ) -> tuple[dict[str, str], str | None]:
+    """Kafka's SET / DELETE / APPEND / SUBTRACT; APPEND and SUBTRACT start from the value in
+    effect, the default when the topic has no override."""
     for op in ops:
         name, kind, value = op["name"], int(op["op"]), op.get("value")
         if kind == 0:  # SET
@@ -1115,13 +1168,11 @@ def _apply_incremental(
         elif kind == 1:  # DELETE
             configs.pop(name, None)
         elif kind in (2, 3):  # APPEND / SUBTRACT, for list configs
-            if name not in {
-                "cleanup.policy",
-                "leader.replication.throttled.replicas",
-                "follower.replication.throttled.replicas",
-            }:
+            definition = TOPIC_CONFIGS.get(name)
+            if definition is None or definition.type is not ConfigType.LIST:
                 return configs, f"Config value append is not allowed for config key: {name}"
-            current = [v for v in configs.get(name, "").split(",") if v]
+            start = configs[name] if name in configs else defaults.get(name, "")
+            current = [v for v in start.split(",") if v]
             items = [v for v in (value or "").split(",") if v]
             if kind == 2:
                 current += [v for v in items if v not in current]

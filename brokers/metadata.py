@@ -6,8 +6,9 @@ Everything here is synchronous and must run off the event loop (in a worker thre
 from __future__ import annotations
 
 import base64
+import datetime
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +16,23 @@ from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from brokers.coordinator.records import (
+    CoordinatorFence,
+    GroupCommit,
+    GroupRow,
+    GroupSnapshot,
+    LoadedGroup,
+    MemberRecord,
+    OffsetRecord,
+)
 from brokers.image import BrokerInfo, MetadataDelta, MetadataImage, PartitionState, TopicInfo
 from streams import events
 from streams.models import (
     Broker,
+    ClusterEvent,
     ClusterState,
+    CommittedOffset,
+    ConsumerGroup,
     Partition,
     ProducerIdBlock,
     Replica,
@@ -280,3 +293,251 @@ def allocate_producer_ids(broker_id: int, size: int = 1000) -> tuple[int, int]:
         first = ClusterState.objects.get(pk=1).next_producer_id - size
         ProducerIdBlock.objects.create(broker_id=broker_id, first_id=first, size=size)
         return first, size
+
+
+# Consumer groups and committed offsets (the group coordinator's storage) ------------------
+
+
+class NotCoordinator(Exception):
+    """The broker no longer leads the group's offsets partition at the epoch it wrote with."""
+
+
+def _fence_holds(fence: CoordinatorFence) -> bool:
+    """Whether the controller still has `fence.broker_id` leading the offsets partition.
+
+    Every coordinator write checks this inside its transaction, so a coordinator that lost
+    its partition cannot write after the new one has loaded the group.
+    """
+    row = (
+        Partition.objects.filter(topic__name=fence.topic, index=fence.partition)
+        .values_list("leader_id", "leader_epoch")
+        .first()
+    )
+    return row is not None and row[0] == fence.broker_id and row[1] == fence.leader_epoch
+
+
+def _snapshot_to_json(snapshot: GroupSnapshot) -> dict[str, Any]:
+    return {
+        "protocol_type": snapshot.protocol_type,
+        "protocol": snapshot.protocol,
+        "generation": snapshot.generation,
+        "leader": snapshot.leader,
+        "members": [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.group_instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "rebalance_timeout_ms": m.rebalance_timeout_ms,
+                "session_timeout_ms": m.session_timeout_ms,
+                "metadata": base64.b64encode(m.metadata).decode(),
+                "assignment": base64.b64encode(m.assignment).decode(),
+            }
+            for m in snapshot.members
+        ],
+    }
+
+
+def _snapshot_from_json(data: Any) -> GroupSnapshot | None:
+    if not data:
+        return None
+    return GroupSnapshot(
+        protocol_type=data.get("protocol_type", ""),
+        protocol=data.get("protocol", ""),
+        generation=int(data.get("generation", 0)),
+        leader=data.get("leader", ""),
+        members=tuple(
+            MemberRecord(
+                member_id=m["member_id"],
+                group_instance_id=m.get("group_instance_id"),
+                client_id=m.get("client_id", ""),
+                client_host=m.get("client_host", ""),
+                rebalance_timeout_ms=int(m["rebalance_timeout_ms"]),
+                session_timeout_ms=int(m["session_timeout_ms"]),
+                metadata=base64.b64decode(m["metadata"]),
+                assignment=base64.b64decode(m["assignment"]),
+            )
+            for m in data.get("members", [])
+        ),
+    )
+
+
+def load_groups(fence: CoordinatorFence, partition_of: Callable[[str], int]) -> list[LoadedGroup]:
+    """The groups of one offsets partition and their committed offsets, for a new coordinator."""
+    close_old_connections()
+    with transaction.atomic():
+        if not _fence_holds(fence):
+            raise NotCoordinator(f"{fence.topic}-{fence.partition} is not led at {fence}")
+        for pk, group_id in ConsumerGroup.objects.filter(
+            offsets_partition__isnull=True
+        ).values_list("pk", "group_id"):
+            ConsumerGroup.objects.filter(pk=pk).update(offsets_partition=partition_of(group_id))
+        rows = list(
+            ConsumerGroup.objects.filter(offsets_partition=fence.partition).values_list(
+                "pk", "group_id", "snapshot"
+            )
+        )
+        offsets: dict[int, list[OffsetRecord]] = {}
+        for group_pk, topic, partition, offset, epoch, text, at in CommittedOffset.objects.filter(
+            group__offsets_partition=fence.partition
+        ).values_list(
+            "group_id", "topic", "partition", "offset", "leader_epoch", "metadata", "committed_at"
+        ):
+            offsets.setdefault(group_pk, []).append(
+                OffsetRecord(topic, partition, offset, epoch, text, int(at.timestamp() * 1000))
+            )
+        return [
+            LoadedGroup(group_id, _snapshot_from_json(snapshot), tuple(offsets.get(pk, ())))
+            for pk, group_id, snapshot in rows
+        ]
+
+
+_GROUP_FIELDS = (
+    "state",
+    "protocol_type",
+    "protocol",
+    "generation",
+    "leader_member",
+    "coordinator_id",
+    "members",
+    "offsets_partition",
+    "updated_at",
+)
+
+
+def store_groups(rows: Sequence[GroupRow]) -> set[int]:
+    """Upsert ConsumerGroup rows; returns the offsets partitions whose fence no longer holds."""
+    close_old_connections()
+    with transaction.atomic():
+        holds: dict[int, bool] = {}
+        with_snapshot: list[ConsumerGroup] = []
+        display_only: list[ConsumerGroup] = []
+        stored_events: list[ClusterEvent] = []
+        for row in rows:
+            partition = row.fence.partition
+            if partition not in holds:
+                holds[partition] = _fence_holds(row.fence)
+            if not holds[partition]:
+                continue
+            group = ConsumerGroup(
+                group_id=row.group_id,
+                state=row.state,
+                protocol_type=row.protocol_type,
+                protocol=row.protocol,
+                generation=row.generation,
+                leader_member=row.leader,
+                coordinator_id=row.fence.broker_id,
+                members=[m.to_json() for m in row.members],
+                offsets_partition=partition,
+                snapshot=None if row.snapshot is None else _snapshot_to_json(row.snapshot),
+            )
+            (display_only if row.snapshot is None else with_snapshot).append(group)
+            if row.event:
+                stored_events.append(
+                    ClusterEvent(
+                        kind=ClusterEvent.Kind.GROUP,
+                        message=row.event,
+                        data={
+                            "group": row.group_id,
+                            "state": row.state,
+                            "generation": row.generation,
+                            "members": len(row.members),
+                        },
+                        actor=f"broker {row.fence.broker_id}",
+                    )
+                )
+        for objs, fields in (
+            (display_only, _GROUP_FIELDS),
+            (with_snapshot, (*_GROUP_FIELDS, "snapshot")),
+        ):
+            if objs:
+                ConsumerGroup.objects.bulk_create(
+                    objs,
+                    update_conflicts=True,
+                    unique_fields=["group_id"],
+                    update_fields=list(fields),
+                )
+        if stored_events:
+            created = ClusterEvent.objects.bulk_create(stored_events)
+            transaction.on_commit(lambda: events.publish_stored(created))
+        return {p for p, ok in holds.items() if not ok}
+
+
+def commit_offsets(commits: Sequence[GroupCommit]) -> list[bool]:
+    """Store committed offsets durably, several commits in one transaction.
+
+    Returns, per commit, whether it was stored: False where its coordinator is fenced. The
+    coordinator answers a client only after this returns.
+    """
+    close_old_connections()
+    with transaction.atomic():
+        holds: dict[CoordinatorFence, bool] = {}
+        for commit in commits:
+            if commit.fence not in holds:
+                holds[commit.fence] = _fence_holds(commit.fence)
+        accepted = [c for c in commits if holds[c.fence]]
+        if accepted:
+            names = {c.group_id: c.fence for c in accepted}
+            groups = dict(
+                ConsumerGroup.objects.filter(group_id__in=list(names)).values_list("group_id", "pk")
+            )
+            missing = [name for name in names if name not in groups]
+            if missing:
+                ConsumerGroup.objects.bulk_create(
+                    [
+                        ConsumerGroup(
+                            group_id=name,
+                            offsets_partition=names[name].partition,
+                            coordinator_id=names[name].broker_id,
+                        )
+                        for name in missing
+                    ],
+                    ignore_conflicts=True,
+                )
+                groups.update(
+                    ConsumerGroup.objects.filter(group_id__in=missing).values_list("group_id", "pk")
+                )
+            # The latest commit of a partition wins; one statement may not touch a row twice.
+            rows: dict[tuple[int, str, int], CommittedOffset] = {}
+            for commit in accepted:
+                for o in commit.offsets:
+                    rows[(groups[commit.group_id], o.topic, o.partition)] = CommittedOffset(
+                        group_id=groups[commit.group_id],
+                        topic=o.topic,
+                        partition=o.partition,
+                        offset=o.offset,
+                        leader_epoch=o.leader_epoch,
+                        metadata=o.metadata,
+                        committed_at=datetime.datetime.fromtimestamp(
+                            o.commit_timestamp_ms / 1000, datetime.UTC
+                        ),
+                    )
+            CommittedOffset.objects.bulk_create(
+                list(rows.values()),
+                update_conflicts=True,
+                unique_fields=["group", "topic", "partition"],
+                update_fields=["offset", "leader_epoch", "metadata", "committed_at"],
+            )
+        return [holds[c.fence] for c in commits]
+
+
+def delete_offsets(
+    fence: CoordinatorFence, group_id: str, partitions: Sequence[tuple[str, int]]
+) -> None:
+    close_old_connections()
+    with transaction.atomic():
+        if not _fence_holds(fence):
+            raise NotCoordinator(f"{fence.topic}-{fence.partition} is not led at {fence}")
+        for topic, partition in partitions:
+            CommittedOffset.objects.filter(
+                group__group_id=group_id, topic=topic, partition=partition
+            ).delete()
+
+
+def delete_groups(fence: CoordinatorFence, group_ids: Sequence[str]) -> None:
+    """Remove groups and their committed offsets (DeleteGroups, or expiry of empty groups)."""
+    close_old_connections()
+    with transaction.atomic():
+        if not _fence_holds(fence):
+            raise NotCoordinator(f"{fence.topic}-{fence.partition} is not led at {fence}")
+        ConsumerGroup.objects.filter(group_id__in=list(group_ids)).delete()

@@ -24,14 +24,14 @@ from kio.schema.errors import ErrorCode
 
 from brokers import control, metadata
 from brokers.background import spawn
-from brokers.config import BrokerConfig
+from brokers.config import BrokerConfig, broker_log_defaults
+from brokers.coordinator.group_coordinator import GroupCoordinator, GroupSettings
 from brokers.coordinator.producer_ids import BLOCK_SIZE, ProducerIdManager
 from brokers.image import MetadataDelta, MetadataImage
 from brokers.log.config import LogConfig
 from brokers.log.manager import LogManager
 from brokers.protocol.dispatch import Dispatcher
 from brokers.protocol.handlers import register_all
-from brokers.protocol.handlers.configs import broker_log_defaults
 from brokers.protocol.server import KafkaListener
 from brokers.protocol.wire import NodeEndpoint
 from brokers.replication.fetcher import FetcherManager, FetcherSettings
@@ -84,6 +84,12 @@ class BrokerNode:
         self.replicas.on_following = self.fetchers.update
         self.replicas.on_isr_candidate = self._propose_isr_expansion
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids)
+        self.group_coordinator = GroupCoordinator(
+            self.node_id,
+            GroupSettings.from_config(config),
+            self.db,
+            on_fenced=lambda: spawn(self._reload()),
+        )
         self.dispatcher = Dispatcher()
         register_all(self.dispatcher, self)
         self.listener = KafkaListener(
@@ -137,6 +143,7 @@ class BrokerNode:
         )
         self.redis = aioredis.Redis.from_url(env.REDIS_URL)
         self._apply(await self.db(metadata.load_image))
+        self.group_coordinator.start()
         await self.listener.start()
         await self._heartbeat()
         self._tasks = [
@@ -144,6 +151,7 @@ class BrokerNode:
             spawn(self._every(METADATA_CHECK_INTERVAL_S, self._check_metadata)),
             spawn(self._every(MAINTENANCE_INTERVAL_S, self._maintain)),
             spawn(self._every(self._isr_check_interval(), self._shrink_isr)),
+            spawn(self._every(STATS_INTERVAL_S, self._publish_stats)),
         ]
 
     async def _stop_components(self) -> None:
@@ -152,6 +160,7 @@ class BrokerNode:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.listener.stop()
+        await self.group_coordinator.stop()
         await self.fetchers.stop()
         self.replicas.stop()
         if self.redis is not None:
@@ -169,16 +178,23 @@ class BrokerNode:
         if self.redis is None or not self.replicas.registered:
             return
         try:
-            reply = await control.call_async(
-                self.redis,
-                "controlled_shutdown",
-                {"broker_id": self.node_id, "incarnation": self.incarnation},
-                timeout_s=10.0,
+            reply = await asyncio.wait_for(
+                control.call_async(
+                    self.redis,
+                    "controlled_shutdown",
+                    {"broker_id": self.node_id, "incarnation": self.incarnation},
+                    timeout_s=10.0,
+                ),
+                15.0,
             )
-            if reply.get("version") is not None:
-                await self.wait_for_metadata(reply["version"], timeout_s=5.0)
-        except control.ControllerUnavailable:
+        except (control.ControllerUnavailable, TimeoutError):
             log.warning("broker %s: no controller for a controlled shutdown", self.node_id)
+            return
+        # Stop leading before going: the worker may no longer deliver the controller's
+        # delta, so read the change from the database if it does not arrive at once.
+        version = reply.get("version")
+        if version is not None:
+            await self.wait_for_metadata(version, timeout_s=1.0)
 
     async def _every(self, interval_s: float, action: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -191,6 +207,11 @@ class BrokerNode:
                 log.exception(
                     "broker %s: %s failed", self.node_id, getattr(action, "__name__", action)
                 )
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py pipelines can swallow a cancellation; without this the loop would
+                # outlive _stop_components and hang the broker's shutdown.
+                raise asyncio.CancelledError
 
     def _heartbeat_interval(self) -> float:
         return self.config.int("broker.heartbeat.interval.ms") / 1000
@@ -243,7 +264,11 @@ class BrokerNode:
             return
         stale = self._stale_leader_epochs(delta)
         if stale:
-            log.warning("broker %s refused metadata with stale leader epochs for %s", self.node_id, stale[:5])
+            log.warning(
+                "broker %s refused metadata with stale leader epochs for %s",
+                self.node_id,
+                stale[:5],
+            )
             return
         if delta.version == self.image.version + 1:
             self._apply(self.image.apply(delta))
@@ -277,6 +302,8 @@ class BrokerNode:
     def _apply(self, image: MetadataImage) -> None:
         self.image = image
         self.replicas.apply_image(image, self.incarnation)
+        # Leading an offsets partition makes this broker its groups' coordinator.
+        self.group_coordinator.on_metadata(image, self.replicas)
         self._isr_pending.intersection_update(self.replicas.partitions)
         waiting = []
         for version, future in self._version_waiters:
@@ -297,8 +324,9 @@ class BrokerNode:
         try:
             await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
-            spawn(self._reload())
-            return False
+            # The delta did not come (a lost task, a stopping worker): read the database.
+            await self._reload()
+            return self.image.version >= version
         return True
 
     def endpoint(self, node_id: int) -> NodeEndpoint | None:
@@ -434,7 +462,7 @@ class BrokerNode:
         """
         assert self.redis is not None
         now_ms = int(time.time() * 1000)
-        partitions: dict[str, str] = {}
+        partitions: dict[Any, str] = {}
         hosted = led = under_replicated = disk = 0
         for (topic, index), partition in self.replicas.partitions.items():
             plog = partition.log

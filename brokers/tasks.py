@@ -1,4 +1,4 @@
-"""Celery tasks: metadata deltas for brokers, requests for the active controller."""
+"""Celery tasks: metadata deltas and message scans for brokers, controller requests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import redis
 from celery import shared_task
 from kio.schema.errors import ErrorCode
 
-from brokers import control, controller, node
+from brokers import control, controller, node, scan
 from kafkaweb import env
 
 CONTROLLER_REQUESTS = (
@@ -31,6 +31,13 @@ def apply_metadata(delta: dict[str, Any]) -> None:
     """A metadata delta from the controller; the broker refuses it if its epoch is stale."""
     if node.NODE is not None:
         node.NODE.submit_delta(delta)
+
+
+@shared_task(name="brokers.scan", ignore_result=True)
+def scan_partitions(request: dict[str, Any]) -> None:
+    """Search partitions this broker holds (brokers/scan.py); results go to the named stream."""
+    if node.NODE is not None:
+        scan.start(node.NODE, request, env.REDIS_URL)
 
 
 @functools.cache

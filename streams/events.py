@@ -10,7 +10,25 @@ from channels.layers import get_channel_layer
 
 from streams.models import ClusterEvent
 
-__all__ = ("CLUSTER_GROUP", "ClusterEvent", "publish", "publish_stored", "record")
+__all__ = (
+    "CLUSTER_GROUP",
+    "LAG_GROUP",
+    "LAG_HISTORY_SECONDS",
+    "LAG_LATEST_KEY",
+    "LAG_UPDATE",
+    "STATS_GROUP",
+    "STATS_HISTORY_KEY",
+    "STATS_HISTORY_SECONDS",
+    "STATS_LATEST_KEY",
+    "STATS_UPDATE",
+    "TOPIC_TOTALS_KEY",
+    "TOPIC_TOTALS_SECONDS",
+    "ClusterEvent",
+    "lag_history_key",
+    "publish",
+    "publish_stored",
+    "record",
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +88,70 @@ def record(
     )
     publish(CLUSTER_GROUP, "cluster.event", {"event": event_payload(event)})
     return event
+
+
+# Consumer lag ------------------------------------------------------------------------------
+#
+# `manage.py monitor` computes every group's lag once a second and sends it to the Channels
+# group LAG_GROUP (a consumer's `lag_update` method receives it):
+#
+#   {"type": "lag.update",
+#    "at": "2026-11-28T17:50:17.250000+00:00",       # when offsets were read, UTC, ISO 8601
+#    "groups": [                                      # every known group, sorted by id
+#      {"group": "orders",
+#       "state": "Stable",                            # Empty, PreparingRebalance,
+#                                                     # CompletingRebalance, Stable, Dead
+#       "members": 3,
+#       "total_lag": 42,                              # sum of the known partition lags
+#       "partitions": [                               # committed partitions, by topic, index
+#         {"topic": "payments", "partition": 0,
+#          "committed": 100,                          # the group's committed offset
+#          "log_end": 142,                            # the partition's high watermark
+#          "lag": 42}]}]}                             # max(0, log_end - committed)
+#
+# "log_end" and "lag" are null while no live leader publishes the partition's offsets; such a
+# partition does not count in "total_lag". The last LAG_HISTORY_SECONDS of each group's total
+# lag are kept in Redis (lag_history_key) for charts, and the latest message under
+# LAG_LATEST_KEY, so a page can draw before the next push.
+
+LAG_GROUP = "lag"
+LAG_UPDATE = "lag.update"
+LAG_HISTORY_SECONDS = 600
+LAG_LATEST_KEY = "kafkaweb:lag:latest"
+
+
+def lag_history_key(group_id: str) -> str:
+    """A Redis list of "<unix ms> <total lag>" entries, newest first."""
+    return f"kafkaweb:lag:history:{group_id}"
+
+
+# Cluster stats -----------------------------------------------------------------------------
+#
+# `manage.py monitor` also turns the brokers' cumulative counters (brokers/control.py) into
+# rates once a second and sends them to the Channels group STATS_GROUP (`cluster_stats`):
+#
+#   {"type": "cluster.stats",
+#    "at": 1796147417250,                             # unix ms
+#    "controller": {"id": 1, "epoch": 4},             # the active controller, or null
+#    "brokers": [{"id": 1, "alive": true, "partitions": 12, "leaders": 6,
+#                 "under_replicated": 0, "disk_bytes": 1048576, "connections": 3,
+#                 "bytes_in_per_s": 1200.0, "bytes_out_per_s": 800.0,
+#                 "messages_in_per_s": 12.0}],
+#    "totals": {"bytes_in_per_s": ..., "bytes_out_per_s": ..., "messages_in_per_s": ...,
+#               "disk_bytes": ..., "under_replicated": ..., "connections": ...},
+#    "topics": {"orders": [bytes_in_per_s, messages_in_per_s, bytes_out_per_s]}}
+#                                                     # topics with traffic only
+#
+# The latest message is kept under STATS_LATEST_KEY; STATS_HISTORY_KEY is a Redis list of
+# "<unix ms> <bytes in/s> <bytes out/s> <messages in/s>", newest first, for charts.
+# Every TOPIC_TOTALS_SECONDS the monitor also sums each topic's size and messages (high
+# watermark minus log start) over its partitions, under TOPIC_TOTALS_KEY as
+# {"<topic>": [size bytes, messages]}: sorting 10,000 topics by size reads one key.
+
+STATS_GROUP = "stats"
+STATS_UPDATE = "cluster.stats"
+STATS_LATEST_KEY = "kafkaweb:stats:latest"
+STATS_HISTORY_KEY = "kafkaweb:stats:history"
+STATS_HISTORY_SECONDS = 300
+TOPIC_TOTALS_KEY = "kafkaweb:stats:topic-totals"
+TOPIC_TOTALS_SECONDS = 5

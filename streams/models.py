@@ -133,6 +133,11 @@ class ConsumerGroup(models.Model):
     coordinator_id = models.IntegerField(null=True, blank=True)
     # Members as the coordinator last saw them: id, client id, host, assigned partitions.
     members = models.JSONField(default=list, blank=True)
+    # The group's partition of __consumer_offsets; its leader is the group's coordinator.
+    offsets_partition = models.IntegerField(null=True, blank=True, db_index=True)
+    # The last stable generation as the coordinator stored it (members' protocol metadata and
+    # assignments as base64), so a new coordinator restores the group after a failover.
+    snapshot = models.JSONField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

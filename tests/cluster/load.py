@@ -55,7 +55,12 @@ class ProducerLoad:
         number = 0
         while not self._stop.is_set():
             try:
-                producer.produce(self.topic, key=str(number % 64).encode(), value=str(number).encode(), on_delivery=delivered)
+                producer.produce(
+                    self.topic,
+                    key=str(number % 64).encode(),
+                    value=str(number).encode(),
+                    on_delivery=delivered,
+                )
                 number += 1
             except BufferError:
                 producer.poll(0.05)
@@ -71,7 +76,9 @@ class ProducerLoad:
         target = len(self.acked) + more
         deadline = time.monotonic() + timeout_s
         while len(self.acked) < target:
-            assert time.monotonic() < deadline, f"producer made no progress ({len(self.acked)} acked)"
+            assert time.monotonic() < deadline, (
+                f"producer made no progress ({len(self.acked)} acked)"
+            )
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -82,12 +89,17 @@ class ProducerLoad:
 def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "hw-probe"})
     try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)
+        }
     finally:
         consumer.close()
 
 
-def read_all(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60) -> dict[int, list[tuple[int, int]]]:
+def read_all(
+    bootstrap: str, topic: str, partitions: int, timeout_s: float = 60
+) -> dict[int, list[tuple[int, int]]]:
     """Every record below each partition's high watermark: partition → [(offset, number)]."""
     ends = high_watermarks(bootstrap, topic, partitions)
     consumer = Consumer(
@@ -104,7 +116,9 @@ def read_all(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60)
     deadline = time.monotonic() + timeout_s
     try:
         while any(positions[p] < ends[p] for p in positions):
-            assert time.monotonic() < deadline, f"could not read to the high watermarks {ends}: at {positions}"
+            assert time.monotonic() < deadline, (
+                f"could not read to the high watermarks {ends}: at {positions}"
+            )
             for message in consumer.consume(10000, 0.5):
                 if message.error():
                     continue
@@ -124,7 +138,9 @@ def check_no_loss(load: ProducerLoad, stored: dict[int, list[tuple[int, int]]]) 
         offsets = [o for o, _ in records]
         assert offsets == sorted(set(offsets)), f"partition {partition}: offsets repeat or go back"
         for offset, number in records:
-            assert number not in where, f"record {number} stored twice: {where[number]} and {(partition, offset)}"
+            assert number not in where, (
+                f"record {number} stored twice: {where[number]} and {(partition, offset)}"
+            )
             where[number] = (partition, offset)
         numbers = [n for _, n in records]
         assert numbers == sorted(numbers), f"partition {partition}: one producer's order broken"
@@ -148,7 +164,9 @@ def replica_batches(log_dir: Path) -> list[tuple[int, bytes]]:
     return batches
 
 
-def check_replicas_identical(cluster: Cluster, topic: str, partitions: int, timeout_s: float = 60) -> None:
+def check_replicas_identical(
+    cluster: Cluster, topic: str, partitions: int, timeout_s: float = 60
+) -> None:
     """All replicas of each partition hold the same bytes up to the high watermark."""
     admin = AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers})
     ends = high_watermarks(cluster.spec.bootstrap_servers, topic, partitions)
@@ -166,5 +184,7 @@ def check_replicas_identical(cluster: Cluster, topic: str, partitions: int, time
             mismatches += [(p, broker) for broker, batches in logs.items() if batches != reference]
         if not mismatches:
             return
-        assert time.monotonic() < deadline, f"replicas differ below the high watermark: {mismatches}"
+        assert time.monotonic() < deadline, (
+            f"replicas differ below the high watermark: {mismatches}"
+        )
         time.sleep(0.5)

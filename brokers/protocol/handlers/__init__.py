@@ -16,6 +16,7 @@ def register_all(dispatcher: Dispatcher, node: BrokerNode) -> None:
         cluster,
         configs,
         fetch,
+        groups,
         metadata,
         offsets,
         produce,
@@ -33,5 +34,6 @@ def register_all(dispatcher: Dispatcher, node: BrokerNode) -> None:
         topics,
         configs,
         cluster,
+        groups,
     ):
         module.register(dispatcher, node)

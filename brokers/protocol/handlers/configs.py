@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i8
 
-from brokers.config import BROKER_DEFAULTS
+from brokers.config import BROKER_DEFAULTS, broker_log_defaults
 from brokers.control import ControllerUnavailable
 from brokers.log.config import TOPIC_CONFIGS, ConfigType, LogConfig
 from brokers.protocol import schema
@@ -44,15 +44,6 @@ class DescribedConfig:
     type_code: int
     documentation: str
     synonyms: tuple[tuple[str, str, int], ...]
-
-
-def broker_log_defaults(broker_values: Mapping[str, str]) -> dict[str, str]:
-    """Topic-level defaults a broker sets through its own configs (min.insync.replicas, ...)."""
-    return {
-        d.name: broker_values[d.server_default_property]
-        for d in TOPIC_CONFIGS.values()
-        if d.server_default_property and d.server_default_property in broker_values
-    }
 
 
 def describe_topic(

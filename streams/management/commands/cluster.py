@@ -44,6 +44,7 @@ class Command(BaseCommand):
                 cluster.start_controller(n)
             for n in range(1, spec.brokers + 1):
                 cluster.start_broker(n)
+            cluster.start_monitor()
             if not options["no_web"]:
                 cluster.start_web()
             lines = [
