@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import Callable
 
-import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -125,12 +124,3 @@ def create_topic(
     futures[name].result(60)
     wait_for_leaders(admin, name, partitions)
     return name
-
-
-FIND_COORDINATOR = 10
-
-
-def xfail_librdkafka_lz4(codec: str, advertised: dict[int, tuple[int, int]]) -> None:
-    """librdkafka turns on its LZ4 feature only for brokers that advertise FindCoordinator."""
-    if codec == "lz4" and FIND_COORDINATOR not in advertised:
-        pytest.xfail("librdkafka sends lz4 uncompressed until FindCoordinator is advertised")

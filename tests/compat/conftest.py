@@ -61,11 +61,3 @@ def new_topic(admin: AdminClient) -> Iterator[TopicFactory]:
                 # A test may have deleted its topic itself.
                 if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                     raise
-
-
-@pytest.fixture(scope="session")
-def advertised(cluster: Cluster) -> dict[int, tuple[int, int]]:
-    """ApiVersions as broker 1 answers it: {api key: (min version, max version)}."""
-    with RawClient(cluster.spec.broker_address(1)) as client:
-        response = client.request(18, 0, build_request(18, 0))
-    return {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in response.api_keys}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kafkaweb.cluster import Cluster
-from tests.compat.confluent import TopicFactory, consume, produce, xfail_librdkafka_lz4
+from tests.compat.confluent import TopicFactory, consume, produce
 from tests.compat.records import (
     CODECS,
     assert_partitions,
@@ -21,7 +21,6 @@ pytestmark = pytest.mark.cluster
 def test_produce_and_consume(
     cluster: Cluster,
     new_topic: TopicFactory,
-    advertised: dict[int, tuple[int, int]],
     codec: str,
 ) -> None:
     topic = new_topic()
@@ -33,7 +32,5 @@ def test_produce_and_consume(
     assert_read_back(records, consume(bootstrap, topic, len(records)))
 
     stored = stored_codecs(cluster.spec.data_dir, topic)
-    if codec != "none":
-        xfail_librdkafka_lz4(codec, advertised)
     assert set(stored) <= {codec, "none"}
     assert stored[codec] > 0, stored

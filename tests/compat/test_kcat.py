@@ -10,7 +10,7 @@ import time
 import pytest
 
 from kafkaweb.cluster import Cluster
-from tests.compat.confluent import TopicFactory, xfail_librdkafka_lz4
+from tests.compat.confluent import TopicFactory
 from tests.compat.records import (
     CODECS,
     Consumed,
@@ -38,7 +38,6 @@ def kcat(*args: str, stdin: bytes | None = None, timeout_s: float = 120) -> byte
 def test_produce_and_consume(
     cluster: Cluster,
     new_topic: TopicFactory,
-    advertised: dict[int, tuple[int, int]],
     codec: str,
 ) -> None:
     topic = new_topic()
@@ -88,7 +87,5 @@ def test_produce_and_consume(
     assert_read_back(records, consumed)
 
     stored = stored_codecs(cluster.spec.data_dir, topic)
-    if codec != "none":
-        xfail_librdkafka_lz4(codec, advertised)
     assert set(stored) <= {codec, "none"}
     assert stored[codec] > 0, stored
