@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import json
 import logging
 import threading
@@ -128,6 +129,10 @@ class BrokerNode:
         self.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         await self._start_components()
+        # What start-up built lives as long as the broker: keep the collector off it, so
+        # full collections stay short and rare on the request path.
+        gc.collect()
+        gc.freeze()
         self._ready.set()
         await self._stopping.wait()
         await self._stop_components()

@@ -110,12 +110,7 @@ class Connection(asyncio.Protocol):
             self._refuse(str(exc))
             return
         except Exception:
-            log.exception(
-                "closing connection from %s:%s after an internal error",
-                self.peer_host,
-                self.peer_port,
-            )
-            self.abort("internal error")
+            self._internal_error()
             return
         if inspect.isawaitable(outcome):
             self._enqueue(asyncio.ensure_future(outcome))
@@ -146,12 +141,7 @@ class Connection(asyncio.Protocol):
                 except asyncio.CancelledError:
                     return
                 except Exception:
-                    log.exception(
-                        "closing connection from %s:%s after an internal error",
-                        self.peer_host,
-                        self.peer_port,
-                    )
-                    self.abort("internal error")
+                    self._internal_error()
                     return
                 self._pending.popleft()
                 if outcome is not None:
@@ -198,6 +188,13 @@ class Connection(asyncio.Protocol):
         if sent != region.length:
             # The file shrank under us; the frame can no longer be completed.
             self.abort(f"segment region shrank while sending ({sent} of {region.length} bytes)")
+
+    def _internal_error(self) -> None:
+        """A bug of ours, not the client's: log it, and close only this connection."""
+        log.exception(
+            "closing connection from %s:%s after an internal error", self.peer_host, self.peer_port
+        )
+        self.abort("internal error")
 
     def _refuse(self, reason: str) -> None:
         """Input that cannot be served: answer the requests before it, then close.

@@ -172,6 +172,14 @@ class ReplicaManager:
             else ErrorCode.not_leader_or_follower
         )
 
+    def leader_partition(self, topic: str, index: int, current_leader_epoch: int = -1) -> Partition:
+        """The partition, if this broker leads it at the epoch the client knows; else PartitionError."""
+        partition = self.partitions.get((topic, index))
+        if partition is None:
+            raise PartitionError(self.unknown_error(topic, index))
+        partition.check_leader(current_leader_epoch)
+        return partition
+
     def current_leader(self, topic: str, index: int) -> tuple[int, int] | None:
         state = self.image.partition(topic, index)
         if state is None or state.leader == self.node_id:

@@ -73,11 +73,10 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
             partitions = []
             for p in topic.partitions:
                 values: dict[str, Any] = {"partition_index": p.partition_index}
-                partition = replicas.partition(topic.name, p.partition_index)
                 try:
-                    if partition is None:
-                        raise PartitionError(replicas.unknown_error(topic.name, p.partition_index))
-                    partition.check_leader(getattr(p, "current_leader_epoch", -1))
+                    partition = replicas.leader_partition(
+                        topic.name, p.partition_index, getattr(p, "current_leader_epoch", -1)
+                    )
                     ts, offset, epoch = lookup(partition, p.timestamp, replica_id, isolation)
                     values.update(
                         error_code=ErrorCode.none,
@@ -118,11 +117,10 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
                     "leader_epoch": i32(-1),
                     "end_offset": i64(-1),
                 }
-                partition = replicas.partition(topic.topic, p.partition)
                 try:
-                    if partition is None:
-                        raise PartitionError(replicas.unknown_error(topic.topic, p.partition))
-                    partition.check_leader(getattr(p, "current_leader_epoch", -1))
+                    partition = replicas.leader_partition(
+                        topic.topic, p.partition, getattr(p, "current_leader_epoch", -1)
+                    )
                     epoch, end_offset = partition.log.end_offset_for_epoch(p.leader_epoch)
                     values.update(
                         error_code=ErrorCode.none,
@@ -151,11 +149,8 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
                     "partition_index": p.partition_index,
                     "low_watermark": i64(-1),
                 }
-                partition = replicas.partition(topic.name, p.partition_index)
                 try:
-                    if partition is None:
-                        raise PartitionError(replicas.unknown_error(topic.name, p.partition_index))
-                    partition.check_leader()
+                    partition = replicas.leader_partition(topic.name, p.partition_index)
                     plog = partition.log
                     offset = plog.high_watermark if p.offset == -1 else p.offset
                     if offset < 0 or offset > plog.high_watermark:
