@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import redis
 
-from bench.harness import Result
-from kafkaweb.cluster import free_port, wait_for_port
+from bench.harness import BENCH_DIR, Result
+from kafkaweb.cluster import private_redis
 
 BATCH = 1024
 
@@ -17,26 +17,9 @@ BATCH = 1024
 def run(quick: bool = False) -> dict[str, float]:
     """Records/s producing (pipelined XADD) and consuming (XREAD in batches of 10,000)."""
     count = 200_000 if quick else 1_000_000
-    if shutil.which("redis-server") is None:
-        raise RuntimeError("redis-server is needed for the Redis Streams comparison")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", port, 10, server)
-        client = redis.Redis(port=port)
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp, private_redis(Path(tmp)) as url:
+        client = redis.Redis.from_url(url)
         payload = b"x" * 100
         started = time.perf_counter()
         pipe = client.pipeline(transaction=False)
@@ -54,9 +37,6 @@ def run(quick: bool = False) -> dict[str, float]:
             got += len(entries)
             last = entries[-1][0]
         consume = count / (time.perf_counter() - started)
-    finally:
-        server.terminate()
-        server.wait(10)
     return {"produce": produce, "consume": consume, "count": count}
 
 

@@ -49,6 +49,36 @@ def consecutive_free_ports(count: int) -> int:
     raise RuntimeError(f"no run of {count} free ports")
 
 
+@contextlib.contextmanager
+def private_redis(directory: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free port that keeps nothing on disk; yields its URL."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is needed (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, 10, process)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def metadata_broker_count(address: tuple[str, int]) -> int:
     """How many live brokers one broker lists in a Metadata v1 answer (topics: none)."""
     request = struct.pack(">hhih", 3, 1, 1, 5) + b"ready" + struct.pack(">i", 0)

@@ -6,15 +6,13 @@ see exactly what a view passes on, and that nothing is passed on when input is b
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from django.test import Client
 
-from kafkaweb.cluster import free_port, wait_for_port
+from kafkaweb.cluster import private_redis
 from streams import selectors, services
 from streams.models import Broker, ClusterEvent, ConsumerGroup, Partition, Replica, Topic
 
@@ -32,31 +30,8 @@ def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> No
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        raise RuntimeError("redis-server is needed (apt-get install redis-server)")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path_factory.mktemp("redis")),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", port, 10, process)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with private_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
