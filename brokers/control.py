@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from kombu.exceptions import OperationalError
 
 from kafkaweb.celery import app
 
@@ -22,6 +25,7 @@ PREFIX = "kafkaweb"
 CONTROLLER_KEY = f"{PREFIX}:controller"
 BROKER_IDS_KEY = f"{PREFIX}:brokers"
 REPLY_TTL_S = 120
+SEND_TIMEOUT_S = 5.0
 
 
 class ControllerUnavailable(Exception):
@@ -70,13 +74,48 @@ def parse_lease(value: bytes | str | None) -> tuple[int, int] | None:
 def _send(
     name: str, payload: dict[str, Any], controller_id: int, reply_to: str, timeout_s: float
 ) -> None:
-    app.send_task(
-        f"controller.{name}",
-        kwargs={"payload": payload, "reply_to": reply_to},
-        queue=controller_queue(controller_id),
-        expires=timeout_s,
-        ignore_result=True,
-    )
+    # A connection of its own with bounded socket waits, never one from the worker's pool:
+    # a stopping worker tears its pool down, and a send must not wait on that.
+    with app.connection_for_write(
+        transport_options={
+            "socket_timeout": SEND_TIMEOUT_S,
+            "socket_connect_timeout": SEND_TIMEOUT_S,
+        }
+    ) as connection:
+        app.send_task(
+            f"controller.{name}",
+            kwargs={"payload": payload, "reply_to": reply_to},
+            queue=controller_queue(controller_id),
+            expires=timeout_s,
+            ignore_result=True,
+            connection=connection,
+            retry=False,
+        )
+
+
+def _in_daemon_thread(fn: Callable[..., None], *args: Any) -> asyncio.Future[None]:
+    """Run a blocking call off the loop in a daemon thread, which can never hold up exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    def run() -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, exc)
+        else:
+            loop.call_soon_threadsafe(settle, None)
+
+    threading.Thread(target=run, name="controller-request", daemon=True).start()
+    return future
 
 
 def call(
@@ -92,7 +131,12 @@ def call(
             raise ControllerUnavailable("no active controller")
         time.sleep(0.05)
     reply_to = f"{PREFIX}:reply:{uuid.uuid4().hex}"
-    _send(name, payload, lease[0], reply_to, timeout_s)
+    try:
+        _send(name, payload, lease[0], reply_to, timeout_s)
+    except (OSError, OperationalError) as exc:
+        raise ControllerUnavailable(
+            f"could not send {name} to controller {lease[0]}: {exc}"
+        ) from exc
     remaining = max(0.1, deadline - time.monotonic())
     item = client.blpop([reply_to], timeout=remaining)
     if item is None:
@@ -117,7 +161,15 @@ async def call_async(
             raise ControllerUnavailable("no active controller")
         await asyncio.sleep(0.05)
     reply_to = f"{PREFIX}:reply:{uuid.uuid4().hex}"
-    await asyncio.to_thread(_send, name, payload, lease[0], reply_to, timeout_s)
+    try:
+        await asyncio.wait_for(
+            _in_daemon_thread(_send, name, payload, lease[0], reply_to, timeout_s),
+            SEND_TIMEOUT_S * 2,
+        )
+    except (TimeoutError, OSError, OperationalError) as exc:
+        raise ControllerUnavailable(
+            f"could not send {name} to controller {lease[0]}: {exc}"
+        ) from exc
     remaining = max(0.1, deadline - loop.time())
     item = await client.blpop([reply_to], timeout=remaining)
     if item is None:

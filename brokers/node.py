@@ -163,20 +163,32 @@ class BrokerNode:
         await self._controlled_shutdown()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.listener.stop()
-        await self.group_coordinator.stop()
-        await self.fetchers.stop()
+        await self._stop_step(
+            "periodic tasks", asyncio.gather(*self._tasks, return_exceptions=True)
+        )
+        await self._stop_step("the listener", self.listener.stop())
+        await self._stop_step("the group coordinator", self.group_coordinator.stop())
+        await self._stop_step("the replica fetchers", self.fetchers.stop())
         self.replicas.stop()
         if self.redis is not None:
-            try:
-                await self.redis.delete(control.broker_key(self.node_id))
-            except Exception:
-                log.warning("broker %s: could not clear its heartbeat", self.node_id)
-            await self.redis.aclose()
+            await self._stop_step(
+                "clearing the heartbeat", self.redis.delete(control.broker_key(self.node_id))
+            )
+            await self._stop_step("closing Redis", self.redis.aclose())
         self._db.shutdown(wait=True)
         self.logs.shutdown()
         log.info("broker %s stopped cleanly", self.node_id)
+
+    async def _stop_step(self, what: str, step: Awaitable[Any], timeout_s: float = 10.0) -> None:
+        """One step of a shutdown; a step that hangs is given up on, so the logs still close."""
+        try:
+            await asyncio.wait_for(step, timeout_s)
+        except TimeoutError:
+            log.warning(
+                "broker %s: %s did not stop in %.0f s; going on", self.node_id, what, timeout_s
+            )
+        except Exception:
+            log.exception("broker %s: stopping %s failed; going on", self.node_id, what)
 
     async def _controlled_shutdown(self) -> None:
         """Ask the controller to move leadership away before going, as Kafka does."""
