@@ -27,7 +27,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from brokers.log.checkpoints import (
@@ -82,6 +82,7 @@ class LogManager:
         self._cleaner = LogCleaner(time) if cleaner_enabled else None
         self._lock_fd: int | None = None
         self._last_checkpoint_ms = 0
+        self._checkpointing: Future[None] | None = None
         self.had_clean_shutdown = False
 
     def _now_ms(self) -> int:
@@ -230,28 +231,40 @@ class LogManager:
             except LogError as exc:
                 logger.error("Log cleaning failed: %s", exc)
         if now - self._last_checkpoint_ms >= self._checkpoint_interval_ms:
-            self.checkpoint()
+            self._checkpointing = self.checkpoint(wait=False)
 
-    def checkpoint(self) -> None:
-        """Write the recovery point, log start, high watermark and cleaner checkpoints."""
+    def wait_for_checkpoints(self) -> None:
+        """Return once the checkpoints maintain() started are on disk."""
+        if self._checkpointing is not None:
+            self._checkpointing.result()
+
+    def checkpoint(self, *, wait: bool = True) -> Future[None]:
+        """Write the recovery point, log start, high watermark and cleaner checkpoints.
+
+        The offsets are read here; the files (eight fsyncs) are written on the background
+        thread, in order with the flushes that raise recovery points, so the periodic
+        checkpoint never stalls the thread serving requests. `wait` returns once written.
+        """
         logs = self._logs
-        write_offsets(
-            self.data_dir / RECOVERY_POINT_CHECKPOINT,
-            {tp: log.recovery_point for tp, log in logs.items()},
-        )
-        write_offsets(
-            self.data_dir / LOG_START_OFFSET_CHECKPOINT,
-            {tp: log.log_start_offset for tp, log in logs.items()},
-        )
-        write_offsets(
-            self.data_dir / REPLICATION_OFFSET_CHECKPOINT,
-            {tp: log.high_watermark for tp, log in logs.items()},
-        )
-        write_offsets(
-            self.data_dir / CLEANER_OFFSET_CHECKPOINT,
-            {tp: log.cleaner_checkpoint for tp, log in logs.items() if log.config.compact},
-        )
+        snapshot = {
+            RECOVERY_POINT_CHECKPOINT: {tp: log.recovery_point for tp, log in logs.items()},
+            LOG_START_OFFSET_CHECKPOINT: {tp: log.log_start_offset for tp, log in logs.items()},
+            REPLICATION_OFFSET_CHECKPOINT: {tp: log.high_watermark for tp, log in logs.items()},
+            CLEANER_OFFSET_CHECKPOINT: {
+                tp: log.cleaner_checkpoint for tp, log in logs.items() if log.config.compact
+            },
+        }
         self._last_checkpoint_ms = self._now_ms()
+        future = self._background.submit(self._write_checkpoints, snapshot)
+        if wait:
+            future.result()
+        else:
+            future.add_done_callback(_log_checkpoint_failure)
+        return future
+
+    def _write_checkpoints(self, snapshot: Mapping[str, Mapping[TopicPartition, int]]) -> None:
+        for name, offsets in snapshot.items():
+            write_offsets(self.data_dir / name, offsets)
 
     def shutdown(self) -> None:
         """Flush every log, write checkpoints, close, and write `.clean-shutdown` last."""
@@ -270,3 +283,9 @@ class LogManager:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _log_checkpoint_failure(future: Future[None]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        logger.error("Writing offset checkpoints failed: %s", exc)

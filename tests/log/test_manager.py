@@ -131,6 +131,7 @@ def test_maintain_applies_retention_and_writes_checkpoints(
     manager.maintain(clock.ms + 30_000)
     assert log.segment_count == segments
     manager.maintain(clock.ms + 60_001)
+    manager.wait_for_checkpoints()
     assert log.log_start_offset == log.log_end_offset == 12
     assert read_offsets(data_dir / "log-start-offset-checkpoint") == {
         TopicPartition("events", 0): 12
