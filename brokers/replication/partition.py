@@ -27,22 +27,26 @@ class FollowerProgress:
     """What the leader knows of one follower (Kafka's Replica state)."""
 
     log_end_offset: int = UNKNOWN_OFFSET
+    log_start_offset: int = UNKNOWN_OFFSET
     last_caught_up: float = 0.0
     last_fetch: float = 0.0
     last_fetch_leader_end_offset: int = 0
 
 
 class Waiter:
-    """A parked long-poll fetch; partitions wake it when there is something new to read."""
+    """A parked long-poll fetch; partitions wake it when there is something new to read.
+
+    The future's result says whether to answer at once even with nothing to read.
+    """
 
     __slots__ = ("future",)
 
     def __init__(self) -> None:
-        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-    def wake(self) -> None:
+    def wake(self, answer_now: bool = False) -> None:
         if not self.future.done():
-            self.future.set_result(None)
+            self.future.set_result(answer_now)
 
 
 class Partition:
@@ -69,6 +73,7 @@ class Partition:
         self.consumer_waiters: set[Waiter] = set()
         self.replica_waiters: set[Waiter] = set()
         self._acks: list[tuple[int, asyncio.Future[ErrorCode]]] = []
+        self._deletes: list[tuple[int, asyncio.Future[ErrorCode]]] = []
 
     @property
     def is_leader(self) -> bool:
@@ -122,6 +127,7 @@ class Partition:
         self.followers = {}
         self.pending_isr = None
         self._fail_acks(ErrorCode.not_leader_or_follower)
+        self._fail_deletes(ErrorCode.not_leader_or_follower)
         self._wake_all()
 
     def update_state(self, state: PartitionState) -> None:
@@ -138,9 +144,11 @@ class Partition:
                     del self.followers[replica]
             self.maybe_advance_high_watermark()
             self._complete_acks()
+            self._complete_deletes()
 
     def stop(self) -> None:
         self._fail_acks(ErrorCode.not_leader_or_follower)
+        self._fail_deletes(ErrorCode.not_leader_or_follower)
         self._wake_all()
 
     # Leader: appends and acknowledgements ------------------------------------------------------
@@ -228,11 +236,17 @@ class Partition:
 
     # Leader: followers ------------------------------------------------------------------------
 
-    def record_follower_fetch(self, replica_id: int, fetch_offset: int) -> bool:
+    def record_follower_fetch(
+        self, replica_id: int, fetch_offset: int, log_start_offset: int = UNKNOWN_OFFSET
+    ) -> bool:
         """A follower fetched from fetch_offset, so its log ends there. True if it may join the ISR."""
         progress = self.followers.get(replica_id)
         if progress is None:
             return False
+        if log_start_offset != progress.log_start_offset:
+            progress.log_start_offset = log_start_offset
+            if self._deletes:
+                self._complete_deletes()
         now = self.clock()
         leader_end = self.log.log_end_offset
         if fetch_offset >= leader_end:
@@ -249,6 +263,56 @@ class Partition:
             and fetch_offset >= self.leader_epoch_start_offset
         )
 
+    # Leader: DeleteRecords ---------------------------------------------------------------------
+
+    @property
+    def low_watermark(self) -> int:
+        """The lowest log start offset among the leader and the in-sync followers.
+
+        Followers learn the leader's log start offset from fetch responses and report
+        theirs in their next fetch, so DeleteRecords completes once every in-sync replica
+        has dropped the records (Kafka's DelayedDeleteRecords).
+        """
+        low = self.log.log_start_offset
+        for replica in self.maximal_isr():
+            if replica == self.node_id:
+                continue
+            progress = self.followers.get(replica)
+            if progress is not None and 0 <= progress.log_start_offset < low:
+                low = progress.log_start_offset
+        return low
+
+    def wait_for_low_watermark(self, offset: int) -> asyncio.Future[ErrorCode]:
+        """Resolves when every in-sync replica's log starts at `offset` or later."""
+        future: asyncio.Future[ErrorCode] = asyncio.get_running_loop().create_future()
+        if not self.is_leader:
+            future.set_result(ErrorCode.not_leader_or_follower)
+        elif self.low_watermark >= offset:
+            future.set_result(ErrorCode.none)
+        else:
+            self._deletes.append((offset, future))
+        return future
+
+    def _complete_deletes(self) -> None:
+        if not self._deletes:
+            return
+        low = self.low_watermark
+        waiting = []
+        for required, future in self._deletes:
+            if future.done():
+                continue
+            if low >= required:
+                future.set_result(ErrorCode.none)
+            else:
+                waiting.append((required, future))
+        self._deletes = waiting
+
+    def _fail_deletes(self, code: ErrorCode) -> None:
+        for _, future in self._deletes:
+            if not future.done():
+                future.set_result(code)
+        self._deletes = []
+
     def lagging_isr_members(self, max_lag_s: float) -> list[int]:
         now = self.clock()
         return [
@@ -261,18 +325,20 @@ class Partition:
 
     # Waiting for data -------------------------------------------------------------------------
 
-    def _wake(self, waiters: set[Waiter]) -> None:
+    def _wake(self, waiters: set[Waiter], answer_now: bool = False) -> None:
         if waiters:
             for waiter in waiters:
-                waiter.wake()
+                waiter.wake(answer_now)
             waiters.clear()
 
     def _wake_all(self) -> None:
         self._wake(self.consumer_waiters)
         self._wake(self.replica_waiters)
 
-    def wake_replicas(self) -> None:
-        self._wake(self.replica_waiters)
+    def wake_replicas(self, answer_now: bool = False) -> None:
+        """Wake parked follower fetches; `answer_now` answers them even with no new records
+        (so they learn a new log start offset without waiting for replica.fetch.wait.max.ms)."""
+        self._wake(self.replica_waiters, answer_now)
 
     def wake_consumers(self) -> None:
         self._wake(self.consumer_waiters)

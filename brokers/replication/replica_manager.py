@@ -30,6 +30,7 @@ class FetchRequestPartition:
     max_bytes: int
     current_leader_epoch: int = -1
     last_fetched_epoch: int = -1
+    log_start_offset: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +327,9 @@ class ReplicaManager:
                     diverging_epoch=(epoch, end_offset),
                 )
         if follower:
-            if partition.record_follower_fetch(replica_id, request.fetch_offset):
+            if partition.record_follower_fetch(
+                replica_id, request.fetch_offset, request.log_start_offset
+            ):
                 self.on_isr_candidate(partition, replica_id)
             upper = None
         else:
@@ -422,13 +425,13 @@ class ReplicaManager:
             remaining = deadline - loop.time()
             timer = loop.call_later(max(remaining, 0), waiter.wake)
             try:
-                await waiter.future
+                answer_now = await waiter.future
             finally:
                 timer.cancel()
                 for waiters in sets:
                     waiters.discard(waiter)
             results = self.read_all(requests, replica_id, max_bytes)
-            if self.ready(results, min_bytes) or loop.time() >= deadline:
+            if answer_now or self.ready(results, min_bytes) or loop.time() >= deadline:
                 return results
             parked = self._park(requests, replica_id >= 0)
 

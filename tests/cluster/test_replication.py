@@ -186,12 +186,12 @@ def _produce(
 
 
 def _values(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "check", "enable.auto.commit": False}
     )
-    consumer.assign([TopicPartition(topic, 0, 0)])
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     out = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -212,3 +212,38 @@ def test_adding_partitions_places_new_replicas_on_live_brokers(faulty: Cluster) 
     leaders = [p.leader for p in partitions.values()]
     assert all(len(set(p.replicas)) == 3 for p in partitions.values())
     assert len(set(leaders)) == 3  # leaders rotate over the brokers
+
+
+def test_deleted_records_stay_deleted_when_the_leader_dies(faulty: Cluster) -> None:
+    """DeleteRecords answers once every in-sync replica dropped the records (Kafka's low
+    watermark), so a follower taking over never serves them again."""
+    from confluent_kafka import TopicPartition as Partition
+    from confluent_kafka.admin import OffsetSpec
+
+    topic = "trimmed"
+    admin = create_topic(faulty, topic, partitions=1)
+    bootstrap = faulty.spec.bootstrap_servers
+    assert _produce(bootstrap, topic, "all", [b"%d" % i for i in range(100)]) == [None] * 100
+    leader = leader_of(admin, topic, 0)
+    paused = next(b for b in (1, 2, 3) if b != leader)
+
+    # An in-sync follower that cannot fetch keeps the low watermark where it was, until
+    # it drops out of the ISR (after the broker session timeout, longer than this wait).
+    faulty.send_signal(f"broker-{paused}", signal.SIGSTOP)
+    try:
+        waiting = admin.delete_records([Partition(topic, 0, 40)], operation_timeout=0.3)
+        with pytest.raises(KafkaException) as timed_out:
+            next(iter(waiting.values())).result(30)
+        assert timed_out.value.args[0].code() == KafkaError.REQUEST_TIMED_OUT
+    finally:
+        faulty.send_signal(f"broker-{paused}", signal.SIGCONT)
+    deleted = admin.delete_records([Partition(topic, 0, 40)], operation_timeout=30)
+    assert next(iter(deleted.values())).result(60).low_watermark == 40
+
+    faulty.kill(f"broker-{leader}")
+    wait_for(lambda: leader_of(admin, topic, 0) not in (leader, -1), 30, "a new leader")
+    earliest = admin.list_offsets({Partition(topic, 0): OffsetSpec.earliest()})
+    assert next(iter(earliest.values())).result(30).offset == 40
+    assert [offset for offset, _ in _values(bootstrap, topic)] == list(range(40, 100))
+    faulty.start_broker(leader)
+    wait_for(lambda: full_isr(admin, topic), 90, "the broker to rejoin the ISR")

@@ -57,6 +57,7 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
                         max_bytes=p.partition_max_bytes,
                         current_leader_epoch=getattr(p, "current_leader_epoch", -1),
                         last_fetched_epoch=getattr(p, "last_fetched_epoch", -1),
+                        log_start_offset=getattr(p, "log_start_offset", -1),
                     )
                 )
         read_committed = request.isolation_level == READ_COMMITTED

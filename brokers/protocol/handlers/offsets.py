@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.errors import ErrorCode
@@ -10,7 +11,7 @@ from kio.static.primitive import i32, i64
 from brokers.log.errors import LogError
 from brokers.protocol import schema
 from brokers.protocol.dispatch import Dispatcher, RequestContext
-from brokers.protocol.handlers.common import NO_THROTTLE, response_schema
+from brokers.protocol.handlers.common import NO_THROTTLE, response_schema, timeout_seconds
 from brokers.replication.partition import Partition, PartitionError
 
 if TYPE_CHECKING:
@@ -140,38 +141,73 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
         )
 
     def delete_records(ctx: RequestContext, request: Any) -> Any:
-        module = response_schema(ctx)
-        topics = []
+        """Move each partition's log start offset; answer once the in-sync replicas follow."""
+        answers: list[tuple[str, list[dict[str, Any]]]] = []
+        waits: list[tuple[dict[str, Any], Partition, asyncio.Future[ErrorCode]]] = []
         for topic in request.topics:
-            results = []
+            results: list[dict[str, Any]] = []
             for p in topic.partitions:
                 values: dict[str, Any] = {
                     "partition_index": p.partition_index,
                     "low_watermark": i64(-1),
                 }
+                results.append(values)
                 try:
                     partition = replicas.leader_partition(topic.name, p.partition_index)
                     plog = partition.log
                     offset = plog.high_watermark if p.offset == -1 else p.offset
                     if offset < 0 or offset > plog.high_watermark:
                         raise PartitionError(ErrorCode.offset_out_of_range)
-                    values.update(
-                        error_code=ErrorCode.none,
-                        low_watermark=i64(plog.delete_records_before(offset)),
-                    )
+                    plog.delete_records_before(offset)
+                    values["error_code"] = ErrorCode.none
+                    waits.append((values, partition, partition.wait_for_low_watermark(offset)))
                 except PartitionError as exc:
                     values["error_code"] = exc.code
                 except LogError as exc:
                     values["error_code"] = ErrorCode(exc.error_code)
-                results.append(schema.build(module.DeleteRecordsPartitionResult, **values))
-            topics.append(
-                schema.build(
-                    module.DeleteRecordsTopicResult, name=topic.name, partitions=tuple(results)
-                )
+            answers.append((topic.name, results))
+        if waits:
+            # Followers see the new log start in their next fetch response.
+            for _, partition, _ in waits:
+                partition.wake_replicas(answer_now=True)
+            return _await_low_watermarks(ctx, answers, waits, timeout_seconds(request.timeout))
+        return _delete_records_response(ctx, answers)
+
+    async def _await_low_watermarks(
+        ctx: RequestContext,
+        answers: list[tuple[str, list[dict[str, Any]]]],
+        waits: list[tuple[dict[str, Any], Partition, asyncio.Future[ErrorCode]]],
+        timeout_s: float,
+    ) -> Any:
+        pending = {future for _, _, future in waits if not future.done()}
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+        for values, partition, future in waits:
+            if future.done():
+                values["error_code"] = future.result()
+            else:
+                future.cancel()
+                values["error_code"] = ErrorCode.request_timed_out
+            if values["error_code"] == ErrorCode.none:
+                values["low_watermark"] = i64(partition.low_watermark)
+        return _delete_records_response(ctx, answers)
+
+    def _delete_records_response(
+        ctx: RequestContext, answers: list[tuple[str, list[dict[str, Any]]]]
+    ) -> Any:
+        module = response_schema(ctx)
+        topics = tuple(
+            schema.build(
+                module.DeleteRecordsTopicResult,
+                name=name,
+                partitions=tuple(
+                    schema.build(module.DeleteRecordsPartitionResult, **values)
+                    for values in results
+                ),
             )
-        return schema.build(
-            module.DeleteRecordsResponse, throttle_time=NO_THROTTLE, topics=tuple(topics)
+            for name, results in answers
         )
+        return schema.build(module.DeleteRecordsResponse, throttle_time=NO_THROTTLE, topics=topics)
 
     dispatcher.register(LIST_OFFSETS, 1, 11, list_offsets)
     dispatcher.register(OFFSET_FOR_LEADER_EPOCH, 2, 4, offset_for_leader_epoch)
