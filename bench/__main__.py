@@ -76,17 +76,22 @@ def main() -> int:
     stamp = started.strftime("%Y-%m-%dT%H%M%S")
     json_path = RESULTS_DIR / f"{stamp}.json"
     png_path = RESULTS_DIR / f"{stamp}.png"
+    md_path = RESULTS_DIR / f"{stamp}.md"
     report.write_json(json_path, results, started.isoformat(), args.quick)
     report.plot(png_path, results)
+    machine = report.machine()
+    when = (
+        f"{started:%Y-%m-%d %H:%M} UTC on {machine['cpu']} "
+        f"({machine['cores']} cores, {machine['memory_gb']} GB)"
+    )
+    md_path.write_text(f"{when}\n\n{report.markdown(results)}\n")
     print()
     print(report.table(results))
     print()
-    machine = report.machine()
-    print(
-        f"{started:%Y-%m-%d %H:%M} UTC on {machine['cpu']} ({machine['cores']} cores, {machine['memory_gb']} GB)"
-    )
+    print(when)
     print(
         f"results: {json_path.relative_to(env.BASE_DIR)}  plot: {png_path.relative_to(env.BASE_DIR)}"
+        f"  table: {md_path.relative_to(env.BASE_DIR)}"
     )
     if failures:
         print(f"workloads that failed: {', '.join(failures)}", file=sys.stderr)

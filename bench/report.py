@@ -61,10 +61,19 @@ def table(results: Sequence[Result]) -> str:
 
 
 def markdown(results: Sequence[Result]) -> str:
-    lines = ["| figure | value | target | |", "|---|---|---|---|"]
+    lines = [
+        "| section | figure | value | target | | side by side, same run |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
         verdict = "" if r.ok is None else ("✓" if r.ok else "✗")
-        lines.append(f"| {r.name} | {_format(r.value, r.unit)} | {r.target} | {verdict} |")
+        beside = "; ".join(f"{k} {_format(v, '')}".strip() for k, v in r.versus.items())
+        if r.note:
+            beside = f"{beside}; {r.note}" if beside else r.note
+        lines.append(
+            f"| {r.section} | {r.name} | {_format(r.value, r.unit)} | {r.target} | {verdict} "
+            f"| {beside} |"
+        )
     return "\n".join(lines)
 
 

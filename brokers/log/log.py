@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from brokers.log.batch import (
     CODEC_NAMES,
@@ -62,9 +63,12 @@ logger = logging.getLogger(__name__)
 DELETE_DIR_SUFFIX = "-delete"
 
 
-@dataclass(frozen=True, slots=True)
-class AppendInfo:
-    """What an append did, as a Produce response reports it."""
+class AppendInfo(NamedTuple):
+    """What an append did, as a Produce response reports it.
+
+    A named tuple, not a frozen dataclass: one is built per produced batch, and a frozen
+    dataclass costs five times as much to build.
+    """
 
     base_offset: int
     last_offset: int
@@ -76,8 +80,7 @@ class AppendInfo:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ReadSlice:
+class ReadSlice(NamedTuple):
     """Whole batches in one segment file: send them with os.sendfile or read with os.pread.
 
     The descriptor stays valid for file.delete.delay.ms even if the segment is deleted.

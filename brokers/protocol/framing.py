@@ -66,7 +66,7 @@ def read_request_header(data: bytes, flexible: bool) -> tuple[str | None, int]:
 API_VERSIONS_KEY = 18
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FileRegion:
     """Bytes of a segment file, sent with sendfile(2) or read with pread(2) when small."""
 

@@ -90,7 +90,7 @@ def _node_endpoints(nodes: Sequence[NodeEndpoint]) -> bytes:
 # Produce --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProducePartitionResult:
     index: int
     error_code: int = 0
@@ -141,7 +141,7 @@ def produce_response(
 # Fetch ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FetchPartitionResult:
     index: int
     error_code: int = 0
@@ -164,7 +164,7 @@ class FetchPartitionResult:
         return records.length if isinstance(records, FileRegion) else len(records)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FetchTopicResult:
     name: str
     topic_id: uuid.UUID | None
