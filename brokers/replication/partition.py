@@ -13,6 +13,7 @@ from brokers.image import PartitionState
 from brokers.log.log import AppendInfo, Log
 
 UNKNOWN_OFFSET = -1
+INFINITE_OFFSET = 2**63
 
 
 class PartitionError(Exception):
@@ -197,23 +198,11 @@ class Partition:
         return ErrorCode.none
 
     def _complete_acks(self) -> None:
-        if not self._acks:
-            return
-        hw = self.high_watermark
-        waiting = []
-        for required, future in self._acks:
-            if future.done():
-                continue
-            if hw >= required:
-                future.set_result(self._acks_outcome())
-            else:
-                waiting.append((required, future))
-        self._acks = waiting
+        if self._acks:
+            self._acks = _settle(self._acks, self.high_watermark, self._acks_outcome)
 
     def _fail_acks(self, code: ErrorCode) -> None:
-        for _, future in self._acks:
-            if not future.done():
-                future.set_result(code)
+        _settle(self._acks, INFINITE_OFFSET, lambda: code)
         self._acks = []
 
     def maybe_advance_high_watermark(self) -> bool:
@@ -294,23 +283,11 @@ class Partition:
         return future
 
     def _complete_deletes(self) -> None:
-        if not self._deletes:
-            return
-        low = self.low_watermark
-        waiting = []
-        for required, future in self._deletes:
-            if future.done():
-                continue
-            if low >= required:
-                future.set_result(ErrorCode.none)
-            else:
-                waiting.append((required, future))
-        self._deletes = waiting
+        if self._deletes:
+            self._deletes = _settle(self._deletes, self.low_watermark, lambda: ErrorCode.none)
 
     def _fail_deletes(self, code: ErrorCode) -> None:
-        for _, future in self._deletes:
-            if not future.done():
-                future.set_result(code)
+        _settle(self._deletes, INFINITE_OFFSET, lambda: code)
         self._deletes = []
 
     def lagging_isr_members(self, max_lag_s: float) -> list[int]:
@@ -342,3 +319,20 @@ class Partition:
 
     def wake_consumers(self) -> None:
         self._wake(self.consumer_waiters)
+
+
+def _settle(
+    waiting: list[tuple[int, asyncio.Future[ErrorCode]]],
+    reached: int,
+    outcome: Callable[[], ErrorCode],
+) -> list[tuple[int, asyncio.Future[ErrorCode]]]:
+    """Resolve the waits whose offset has been reached; return the ones still waiting."""
+    still = []
+    for required, future in waiting:
+        if future.done():
+            continue
+        if reached >= required:
+            future.set_result(outcome())
+        else:
+            still.append((required, future))
+    return still
