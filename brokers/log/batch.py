@@ -509,6 +509,29 @@ def control_record_type(record: Record) -> int:
     return int(struct.unpack_from(">hh", record.key)[1])
 
 
+def control_type(batch: bytes | bytearray | memoryview) -> int:
+    """COMMIT or ABORT of a whole control batch (markers are rare: decoding is fine here)."""
+    records = decode_records(batch)
+    if not records:
+        raise CorruptRecordError("Control batch has no record")
+    return control_record_type(records[0])
+
+
+def marker_batch(
+    producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, timestamp: int
+) -> bytes:
+    """A transaction marker: one COMMIT or ABORT control record, as the coordinator asks for."""
+    kind = CONTROL_COMMIT if commit else CONTROL_ABORT
+    return build_batch(
+        [control_record(0, timestamp, kind, coordinator_epoch)],
+        base_offset=0,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        transactional=True,
+        control=True,
+    )
+
+
 def control_record(offset: int, timestamp: int, kind: int, coordinator_epoch: int) -> Record:
     """The single record of a transaction marker batch."""
     return Record(

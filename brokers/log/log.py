@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from brokers.log.batch import (
     CODEC_NAMES,
+    CONTROL_ABORT,
     CONTROL_FLAG,
     LOG_OVERHEAD,
     NO_TIMESTAMP,
@@ -25,6 +26,7 @@ from brokers.log.batch import (
     Record,
     build_batch,
     check_header,
+    control_type,
     count_error,
     decode_records,
     read_header,
@@ -42,6 +44,7 @@ from brokers.log.config import LONG_MAX, LogConfig
 from brokers.log.epoch_cache import LeaderEpochCache
 from brokers.log.errors import (
     CorruptRecordError,
+    InvalidProducerEpochError,
     InvalidRecordError,
     InvalidTimestampError,
     KafkaStorageError,
@@ -57,6 +60,7 @@ from brokers.log.producer_state import (
 from brokers.log.recovery import load_log, rebuild_producer_state
 from brokers.log.retention import SegmentStats, segments_to_delete
 from brokers.log.segment import CLEANED_SUFFIX, SWAP_SUFFIX, AppendedBatch, LogSegment
+from brokers.log.txn_index import AbortedTxn, TransactionIndex
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +203,7 @@ class Log:
         high_watermark: int | None,
         epoch_cache: LeaderEpochCache,
         producer_state: ProducerStateManager,
+        txn_index: TransactionIndex,
         time: Callable[[], float],
         background: Executor | None,
     ) -> None:
@@ -216,6 +221,7 @@ class Log:
         self._high_watermark = log_start_offset
         self.epoch_cache = epoch_cache
         self.producer_state = producer_state
+        self.txn_index = txn_index
         self._time = time
         self._background = background
         self._pending_flushes: list[_PendingFlush] = []
@@ -281,6 +287,7 @@ class Log:
             high_watermark=high_watermark,
             epoch_cache=loaded.epoch_cache,
             producer_state=loaded.producer_state,
+            txn_index=loaded.txn_index,
             time=time,
             background=background,
         )
@@ -394,8 +401,10 @@ class Log:
         batches = validate_batches(view, policy.max_message_bytes)
         idempotent = False
         for _, header in batches:
-            if header[5] & CONTROL_FLAG and client:
-                raise InvalidRecordError("Clients are not allowed to write control records")
+            if header[5] & CONTROL_FLAG:
+                if client:
+                    raise InvalidRecordError("Clients are not allowed to write control records")
+                self._check_marker_epoch(header)
             if header[9] >= 0:
                 idempotent = True
         if policy.inspects_batches:
@@ -453,9 +462,13 @@ class Log:
         self._log_end_offset = offset
         if idempotent:
             update = self.producer_state.update
-            for (_, header), (base, _, timestamp, _) in zip(batches, appended, strict=True):
+            for (position, header), (base, _, timestamp, size) in zip(
+                batches, appended, strict=True
+            ):
                 if header[9] >= 0:
-                    update(header._replace(base_offset=base, max_timestamp=timestamp))
+                    ended = update(header._replace(base_offset=base, max_timestamp=timestamp))
+                    if ended >= 0 and header[5] & CONTROL_FLAG:
+                        self._end_transaction(view[position : position + size], header, ended, base)
         self._unflushed_records += record_count
         if (
             self._pending_flushes
@@ -525,6 +538,28 @@ class Log:
             self._after_append(now_ms)
         return AppendInfo(first, last, timestamp, last, NO_TIMESTAMP, self._log_start_offset, count)
 
+    def _check_marker_epoch(self, header: BatchHeader) -> None:
+        """A marker from an older producer epoch than this partition has seen is stale."""
+        entry = self.producer_state.get(header.producer_id)
+        if entry is not None and header.producer_epoch < entry.producer_epoch:
+            raise InvalidProducerEpochError(
+                f"Transaction marker of producer {header.producer_id} has epoch "
+                f"{header.producer_epoch}, older than the current epoch {entry.producer_epoch}"
+            )
+
+    def _end_transaction(
+        self, batch: memoryview, header: BatchHeader, first_offset: int, marker_offset: int
+    ) -> None:
+        """A marker ended the producer's transaction begun at `first_offset`: index an abort."""
+        if control_type(batch) == CONTROL_ABORT:
+            self.txn_index.append(
+                AbortedTxn(header.producer_id, first_offset, marker_offset, self.last_stable_offset)
+            )
+
+    def aborted_transactions(self, start: int, upper: int) -> tuple[tuple[int, int], ...]:
+        """What a read_committed fetch of [start, upper) returns as aborted transactions."""
+        return self.txn_index.collect(max(start, self._log_start_offset), upper)
+
     def _duplicate(self, duplicate: BatchMetadata) -> AppendInfo:
         """A retried batch: its original offsets, nothing appended."""
         return AppendInfo(
@@ -573,6 +608,7 @@ class Log:
         view = memoryview(records).cast("B")
         config = self._config
         headers: list[BatchHeader] = []
+        markers: dict[int, int] = {}
         position = 0
         expected = self._log_end_offset
         while position < len(view):
@@ -582,6 +618,8 @@ class Log:
                     f"Out of order offsets found in append to {self.topic}-{self.partition}: "
                     f"batch at offset {header.base_offset}, expected at least {expected}"
                 )
+            if header[5] & CONTROL_FLAG:
+                markers[header.base_offset] = position
             headers.append(header)
             expected = header.next_offset
             position += header.batch_length + LOG_OVERHEAD
@@ -624,7 +662,10 @@ class Log:
             if epoch >= 0 and epoch > self.epoch_cache.latest_epoch:
                 self.epoch_cache.assign(epoch, header.base_offset)
         segment.append([view], len(view), appended)
-        self.producer_state.update_all(headers)
+        if markers:
+            self._update_with_markers(view, headers, markers)
+        else:
+            self.producer_state.update_all(headers)
         self._log_end_offset = expected
         self.producer_state.last_map_offset = expected
         self._unflushed_records += record_count
@@ -638,6 +679,20 @@ class Log:
             log_start_offset=self._log_start_offset,
             record_count=record_count,
         )
+
+    def _update_with_markers(
+        self, view: memoryview, headers: list[BatchHeader], markers: dict[int, int]
+    ) -> None:
+        """Replicated batches with transaction markers: the follower indexes aborts too."""
+        update = self.producer_state.update
+        for header in headers:
+            if header.producer_id < 0:
+                continue
+            ended = update(header)
+            if ended >= 0 and header.base_offset in markers:
+                position = markers[header.base_offset]
+                batch = view[position : position + header.size]
+                self._end_transaction(batch, header, ended, header.base_offset)
 
     def _check_timestamps(self, header: BatchHeader, now_ms: int) -> None:
         """message.timestamp.before/after.max.ms against the batch's base and max timestamps."""
@@ -825,6 +880,7 @@ class Log:
         self._high_watermark = max(self._high_watermark, offset)
         self.cleaner_checkpoint = max(self.cleaner_checkpoint, offset)
         self.epoch_cache.truncate_from_start(offset)
+        self.txn_index.trim_before(offset)
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete whole segments past retention.ms or retention.bytes, or wholly below the log
@@ -1033,7 +1089,12 @@ class Log:
         self.cleaner_checkpoint = min(self.cleaner_checkpoint, new_end)
         self.epoch_cache.truncate_from_end(new_end)
         rebuild_producer_state(
-            self.producer_state, self._segments, self._log_start_offset, new_end, now
+            self.producer_state,
+            self.txn_index,
+            self._segments,
+            self._log_start_offset,
+            new_end,
+            now,
         )
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -1054,6 +1115,7 @@ class Log:
         self.epoch_cache.clear()
         self.producer_state.clear()
         self.producer_state.delete_snapshots_after(-1)
+        self.txn_index.clear()
         self.producer_state.last_map_offset = offset
         fsync_dir(self.dir)
 

@@ -106,12 +106,15 @@ class ProducerStateManager:
     at each roll and at close so that loading replays only the batches after it.
     """
 
-    __slots__ = ("dir", "expiration_ms", "last_map_offset", "producers")
+    __slots__ = ("dir", "expiration_ms", "last_map_offset", "ongoing", "producers")
 
     def __init__(self, dir: Path, expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS) -> None:
         self.dir = dir
         self.expiration_ms = expiration_ms
         self.producers: dict[int, ProducerStateEntry] = {}
+        # Open transactions: producer id -> first offset. Usually empty, so the last stable
+        # offset costs nothing on a partition without transactions.
+        self.ongoing: dict[int, int] = {}
         self.last_map_offset = 0
 
     def get(self, producer_id: int) -> ProducerStateEntry | None:
@@ -120,12 +123,7 @@ class ProducerStateManager:
     @property
     def first_unstable_offset(self) -> int | None:
         """The first offset of the oldest open transaction, if any is open."""
-        offsets = [
-            p.current_txn_first_offset
-            for p in self.producers.values()
-            if p.current_txn_first_offset >= 0
-        ]
-        return min(offsets) if offsets else None
+        return min(self.ongoing.values()) if self.ongoing else None
 
     def check_append(self, headers: Iterable[BatchHeader]) -> BatchMetadata | None:
         """Kafka's duplicate, epoch and sequence checks for a client append.
@@ -173,8 +171,13 @@ class ProducerStateManager:
             pending[producer_id] = (epoch, header.last_sequence)
         return None
 
-    def update(self, header: BatchHeader) -> None:
-        """Apply one appended (or replayed) batch whose offsets are final."""
+    def update(self, header: BatchHeader) -> int:
+        """Apply one appended (or replayed) batch whose offsets are final.
+
+        For a transaction marker, returns the first offset of the transaction it ends (-1 if
+        the producer had none open here); otherwise -1.
+        """
+        ended = -1
         producer_id = header.producer_id
         entry = self.producers.get(producer_id)
         if entry is None:
@@ -185,7 +188,9 @@ class ProducerStateManager:
         entry.last_timestamp = header.max_timestamp
         last_offset = header.base_offset + header.last_offset_delta
         if header.is_control:
+            ended = entry.current_txn_first_offset
             entry.current_txn_first_offset = -1
+            self.ongoing.pop(producer_id, None)
         else:
             entry.batches.append(
                 BatchMetadata(
@@ -197,7 +202,9 @@ class ProducerStateManager:
             )
             if header.is_transactional and entry.current_txn_first_offset < 0:
                 entry.current_txn_first_offset = header.base_offset
+                self.ongoing[producer_id] = header.base_offset
         self.last_map_offset = last_offset + 1
+        return ended
 
     def update_all(self, headers: Sequence[BatchHeader]) -> None:
         for header in headers:
@@ -217,6 +224,7 @@ class ProducerStateManager:
 
     def clear(self) -> None:
         self.producers.clear()
+        self.ongoing.clear()
 
     # Snapshots
 
@@ -273,7 +281,7 @@ class ProducerStateManager:
 
         Unreadable snapshots are deleted, as Kafka does, and the next older one is tried.
         """
-        self.producers.clear()
+        self.clear()
         for offset in reversed(self.snapshot_offsets()):
             if offset > max_offset:
                 continue
@@ -289,6 +297,8 @@ class ProducerStateManager:
                     now_ms - entry.last_timestamp < self.expiration_ms
                 ):
                     self.producers[entry.producer_id] = entry
+                    if entry.current_txn_first_offset >= 0:
+                        self.ongoing[entry.producer_id] = entry.current_txn_first_offset
             self.last_map_offset = offset
             return offset
         return None

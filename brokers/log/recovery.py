@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from brokers.log.batch import BatchHeader
+from brokers.log.batch import CONTROL_ABORT, BatchHeader, control_type
 from brokers.log.checkpoints import fsync_dir
 from brokers.log.config import LogConfig
 from brokers.log.epoch_cache import LeaderEpochCache
@@ -24,6 +24,7 @@ from brokers.log.segment import (
     LogSegment,
     file_name,
 )
+from brokers.log.txn_index import AbortedTxn, TransactionIndex
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class LoadedLog:
     recovery_point: int
     epoch_cache: LeaderEpochCache
     producer_state: ProducerStateManager
+    txn_index: TransactionIndex
     recovered_segments: int
 
 
@@ -195,7 +197,11 @@ def _load(
         epoch_cache.flush()
 
     producer_state = ProducerStateManager(dir, producer_id_expiration_ms)
-    rebuild_producer_state(producer_state, segments, log_start_offset, log_end_offset, now_ms)
+    txn_index = TransactionIndex(dir)
+    txn_index.load()
+    rebuild_producer_state(
+        producer_state, txn_index, segments, log_start_offset, log_end_offset, now_ms
+    )
 
     if recovered:
         for segment in recovered:
@@ -212,21 +218,29 @@ def _load(
         recovery_point=min(max(recovery_point, log_start_offset), log_end_offset),
         epoch_cache=epoch_cache,
         producer_state=producer_state,
+        txn_index=txn_index,
         recovered_segments=len(recovered),
     )
 
 
 def rebuild_producer_state(
     producer_state: ProducerStateManager,
+    txn_index: TransactionIndex,
     segments: Sequence[LogSegment],
     log_start_offset: int,
     log_end_offset: int,
     now_ms: int,
 ) -> None:
-    """Load the newest snapshot at or below the log end and replay batch headers after it."""
+    """Load the newest snapshot at or below the log end and replay batch headers after it.
+
+    The aborted-transaction index is rebuilt from the same point: its entries for markers at
+    or after the snapshot are dropped and the replayed ABORT markers add them again.
+    """
     producer_state.delete_snapshots_after(log_end_offset)
     snapshot = producer_state.load_snapshot(log_end_offset, now_ms)
     start = max(snapshot if snapshot is not None else log_start_offset, log_start_offset)
+    txn_index.truncate_to(start)
+    txn_index.trim_before(log_start_offset)
     if start < log_end_offset:
         for segment in segments:
             if segment.next_offset <= start:
@@ -234,8 +248,20 @@ def rebuild_producer_state(
             found = segment.find(start)
             if found is None:
                 continue
-            for _, header in segment.headers(found[0]):
+            for position, header in segment.headers(found[0]):
                 if header.producer_id >= 0:
-                    producer_state.update(header)
+                    first = producer_state.update(header)
+                    if first >= 0 and header.is_control:
+                        batch = os.pread(segment.fd, header.size, position)
+                        if control_type(batch) == CONTROL_ABORT:
+                            unstable = producer_state.first_unstable_offset
+                            txn_index.append(
+                                AbortedTxn(
+                                    header.producer_id,
+                                    first,
+                                    header.base_offset,
+                                    header.next_offset if unstable is None else unstable,
+                                )
+                            )
     producer_state.last_map_offset = log_end_offset
     producer_state.remove_expired(now_ms)

@@ -11,6 +11,7 @@ from kio.schema.errors import ErrorCode
 
 from brokers.image import PartitionState
 from brokers.log.log import AppendInfo, Log
+from brokers.log.producer_state import AppendOrigin
 
 UNKNOWN_OFFSET = -1
 INFINITE_OFFSET = 2**63
@@ -167,7 +168,9 @@ class Partition:
         if current_leader_epoch > self.leader_epoch:
             raise PartitionError(ErrorCode.unknown_leader_epoch)
 
-    def append_as_leader(self, records: bytes, acks: int) -> AppendInfo:
+    def append_as_leader(
+        self, records: bytes, acks: int, origin: AppendOrigin = AppendOrigin.CLIENT
+    ) -> AppendInfo:
         self.check_leader()
         if acks == -1 and len(self.state.isr) < self.min_insync_replicas:
             raise PartitionError(
@@ -175,7 +178,7 @@ class Partition:
                 f"The size of the current ISR {list(self.state.isr)} is insufficient to satisfy "
                 f"the min.isr requirement of {self.min_insync_replicas} for partition {self.topic}-{self.index}",
             )
-        info = self.log.append_as_leader(records, self.leader_epoch)
+        info = self.log.append_as_leader(records, self.leader_epoch, origin=origin)
         if not info.duplicate:
             self._wake(self.replica_waiters)
             self.maybe_advance_high_watermark()

@@ -46,6 +46,8 @@ class FetchResult:
     records: ReadSlice | None = None
     diverging_epoch: tuple[int, int] | None = None
     current_leader: tuple[int, int] | None = None
+    # read_committed only: (producer id, first offset) of aborted transactions in the range.
+    aborted_transactions: tuple[tuple[int, int], ...] | None = None
 
     @property
     def size(self) -> int:
@@ -298,7 +300,12 @@ class ReplicaManager:
     # Fetch ------------------------------------------------------------------------------------
 
     def _read(
-        self, request: FetchRequestPartition, replica_id: int, limit: int, min_one: bool
+        self,
+        request: FetchRequestPartition,
+        replica_id: int,
+        limit: int,
+        min_one: bool,
+        read_committed: bool,
     ) -> FetchResult:
         topic, index = request.topic, request.index
         partition = self.partitions.get((topic, index))
@@ -334,6 +341,8 @@ class ReplicaManager:
             ):
                 self.on_isr_candidate(partition, replica_id)
             upper = None
+        elif read_committed:
+            upper = plog.last_stable_offset
         else:
             upper = plog.high_watermark
         try:
@@ -349,28 +358,38 @@ class ReplicaManager:
                 index,
                 ErrorCode.offset_out_of_range,
                 high_watermark=plog.high_watermark,
-                last_stable_offset=plog.high_watermark,
+                last_stable_offset=plog.last_stable_offset,
                 log_start_offset=plog.log_start_offset,
             )
         except LogError as exc:
             return FetchResult(topic, index, ErrorCode(exc.error_code))
+        aborted = None
+        if read_committed and upper is not None:
+            aborted = (
+                () if records is None else plog.aborted_transactions(request.fetch_offset, upper)
+            )
         return FetchResult(
             topic,
             index,
             high_watermark=plog.high_watermark,
-            last_stable_offset=plog.high_watermark,
+            last_stable_offset=plog.last_stable_offset,
             log_start_offset=plog.log_start_offset,
             records=records,
+            aborted_transactions=aborted,
         )
 
     def read_all(
-        self, requests: list[FetchRequestPartition], replica_id: int, max_bytes: int
+        self,
+        requests: list[FetchRequestPartition],
+        replica_id: int,
+        max_bytes: int,
+        read_committed: bool = False,
     ) -> list[FetchResult]:
         results = []
         limit = max_bytes
         min_one = True
         for request in requests:
-            result = self._read(request, replica_id, max(limit, 0), min_one)
+            result = self._read(request, replica_id, max(limit, 0), min_one, read_committed)
             if result.size:
                 limit -= result.size
                 min_one = False
@@ -385,9 +404,10 @@ class ReplicaManager:
         max_wait_ms: int,
         min_bytes: int,
         max_bytes: int,
+        read_committed: bool = False,
     ) -> list[FetchResult] | Awaitable[list[FetchResult]]:
         """Kafka's fetch: answer now if there is enough, else park until appends bring it."""
-        results = self.read_all(requests, replica_id, max_bytes)
+        results = self.read_all(requests, replica_id, max_bytes, read_committed)
         if max_wait_ms <= 0 or self.ready(results, min_bytes):
             return results
         # Park before returning: an append between this read and the coroutine's first
@@ -395,7 +415,7 @@ class ReplicaManager:
         deadline = asyncio.get_running_loop().time() + max_wait_ms / 1000
         parked = self._park(requests, replica_id >= 0)
         return self._long_poll(
-            requests, replica_id, min_bytes, max_bytes, results, deadline, parked
+            requests, replica_id, min_bytes, max_bytes, results, deadline, parked, read_committed
         )
 
     def _park(
@@ -420,6 +440,7 @@ class ReplicaManager:
         results: list[FetchResult],
         deadline: float,
         parked: tuple[Waiter, list[set[Waiter]]],
+        read_committed: bool,
     ) -> list[FetchResult]:
         loop = asyncio.get_running_loop()
         while True:
@@ -432,7 +453,7 @@ class ReplicaManager:
                 timer.cancel()
                 for waiters in sets:
                     waiters.discard(waiter)
-            results = self.read_all(requests, replica_id, max_bytes)
+            results = self.read_all(requests, replica_id, max_bytes, read_committed)
             if answer_now or self.ready(results, min_bytes) or loop.time() >= deadline:
                 return results
             parked = self._park(requests, replica_id >= 0)

@@ -81,7 +81,7 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
                         high_watermark=r.high_watermark,
                         last_stable_offset=r.last_stable_offset,
                         log_start_offset=r.log_start_offset,
-                        aborted_transactions=() if read_committed else None,
+                        aborted_transactions=r.aborted_transactions,
                         records=b""
                         if r.records is None
                         else FileRegion(r.records.fd, r.records.position, r.records.length),
@@ -112,6 +112,7 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
             max_wait_ms=max_wait_ms,
             min_bytes=request.min_bytes,
             max_bytes=request.max_bytes,
+            read_committed=read_committed and replica_id < 0,
         )
         if isinstance(outcome, list):
             return respond(outcome)

@@ -28,6 +28,7 @@ LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING
 )
 CONSUMER_REPLICA_ID = -1
 READ_COMMITTED = 1
+READ_COMMITTED = 1
 
 
 def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
@@ -39,7 +40,12 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
         """(timestamp, offset, leader epoch) for one ListOffsets query, as Kafka answers it."""
         plog = partition.log
         client = replica_id in (CONSUMER_REPLICA_ID,)
-        last_fetchable = plog.high_watermark if client else plog.log_end_offset
+        if not client:
+            last_fetchable = plog.log_end_offset
+        elif isolation == READ_COMMITTED:
+            last_fetchable = plog.last_stable_offset
+        else:
+            last_fetchable = plog.high_watermark
         lagging = client and partition.leader_epoch_start_offset > plog.high_watermark
         if timestamp == LATEST:
             if lagging:
