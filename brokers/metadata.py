@@ -24,6 +24,8 @@ from brokers.coordinator.records import (
     LoadedGroup,
     MemberRecord,
     OffsetRecord,
+    PendingOffset,
+    TxnRecord,
 )
 from brokers.image import BrokerInfo, MetadataDelta, MetadataImage, PartitionState, TopicInfo
 from streams import events
@@ -34,10 +36,12 @@ from streams.models import (
     CommittedOffset,
     ConsumerGroup,
     Partition,
+    PendingTxnOffset,
     ProducerIdBlock,
     Replica,
     Topic,
     TopicConfig,
+    Transaction,
 )
 
 
@@ -541,3 +545,183 @@ def delete_groups(fence: CoordinatorFence, group_ids: Sequence[str]) -> None:
         if not _fence_holds(fence):
             raise NotCoordinator(f"{fence.topic}-{fence.partition} is not led at {fence}")
         ConsumerGroup.objects.filter(group_id__in=list(group_ids)).delete()
+
+
+# Transactions (the transaction coordinator's storage) ------------------------------------------
+
+
+def _require_fence(fence: CoordinatorFence) -> None:
+    if not _fence_holds(fence):
+        raise NotCoordinator(f"{fence.topic}-{fence.partition} is not led at {fence}")
+
+
+def load_transactions(fence: CoordinatorFence) -> list[TxnRecord]:
+    """The transactional ids one offsets partition's leader coordinates."""
+    close_old_connections()
+    with transaction.atomic():
+        _require_fence(fence)
+        return [
+            TxnRecord(
+                row.transactional_id,
+                row.producer_id,
+                row.producer_epoch,
+                row.timeout_ms,
+                row.state,
+                tuple((str(t), int(p)) for t, p in row.partitions),
+                row.started_ms,
+            )
+            for row in Transaction.objects.filter(coordinator_partition=fence.partition)
+        ]
+
+
+def load_transaction(transactional_id: str) -> TxnRecord | None:
+    """One transactional id's stored state (a partition leader checking a Produce)."""
+    close_old_connections()
+    row = Transaction.objects.filter(transactional_id=transactional_id).first()
+    if row is None:
+        return None
+    return TxnRecord(
+        row.transactional_id,
+        row.producer_id,
+        row.producer_epoch,
+        row.timeout_ms,
+        row.state,
+        tuple((str(t), int(p)) for t, p in row.partitions),
+        row.started_ms,
+    )
+
+
+def store_transaction(fence: CoordinatorFence, record: TxnRecord) -> None:
+    """Write a transactional id's state; raises NotCoordinator if the fence no longer holds."""
+    close_old_connections()
+    with transaction.atomic():
+        _require_fence(fence)
+        Transaction.objects.update_or_create(
+            transactional_id=record.transactional_id,
+            defaults={
+                "producer_id": record.producer_id,
+                "producer_epoch": record.producer_epoch,
+                "timeout_ms": record.timeout_ms,
+                "state": record.state,
+                "partitions": [list(p) for p in record.partitions],
+                "started_ms": record.started_ms,
+                "coordinator_partition": fence.partition,
+                "coordinator_id": fence.broker_id,
+            },
+        )
+
+
+def _group_pks(fence: CoordinatorFence, group_ids: Iterable[str]) -> dict[str, int]:
+    names = list(dict.fromkeys(group_ids))
+    groups = dict(ConsumerGroup.objects.filter(group_id__in=names).values_list("group_id", "pk"))
+    missing = [name for name in names if name not in groups]
+    if missing:
+        ConsumerGroup.objects.bulk_create(
+            [
+                ConsumerGroup(
+                    group_id=name, offsets_partition=fence.partition, coordinator_id=fence.broker_id
+                )
+                for name in missing
+            ],
+            ignore_conflicts=True,
+        )
+        groups.update(
+            ConsumerGroup.objects.filter(group_id__in=missing).values_list("group_id", "pk")
+        )
+    return groups
+
+
+def _at(ms: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+
+
+def stage_txn_offsets(fence: CoordinatorFence, pending: Sequence[PendingOffset]) -> None:
+    """Store a TxnOffsetCommit's offsets until their transaction ends."""
+    close_old_connections()
+    with transaction.atomic():
+        _require_fence(fence)
+        groups = _group_pks(fence, [p.group_id for p in pending])
+        rows: dict[tuple[int, int, str, int], PendingTxnOffset] = {}
+        for p in pending:
+            o = p.offset
+            rows[(groups[p.group_id], p.producer_id, o.topic, o.partition)] = PendingTxnOffset(
+                group_id=groups[p.group_id],
+                producer_id=p.producer_id,
+                topic=o.topic,
+                partition=o.partition,
+                offset=o.offset,
+                leader_epoch=o.leader_epoch,
+                metadata=o.metadata,
+                committed_at=_at(o.commit_timestamp_ms),
+            )
+        PendingTxnOffset.objects.bulk_create(
+            list(rows.values()),
+            update_conflicts=True,
+            unique_fields=["group", "producer_id", "topic", "partition"],
+            update_fields=["offset", "leader_epoch", "metadata", "committed_at"],
+        )
+
+
+def _pending_rows(fence: CoordinatorFence, producer_id: int | None) -> Any:
+    rows = PendingTxnOffset.objects.filter(group__offsets_partition=fence.partition)
+    return rows if producer_id is None else rows.filter(producer_id=producer_id)
+
+
+def _pending_offsets(rows: Any) -> list[PendingOffset]:
+    return [
+        PendingOffset(
+            group_id,
+            producer_id,
+            OffsetRecord(topic, partition, offset, epoch, text, int(at.timestamp() * 1000)),
+        )
+        for group_id, producer_id, topic, partition, offset, epoch, text, at in rows.values_list(
+            "group__group_id",
+            "producer_id",
+            "topic",
+            "partition",
+            "offset",
+            "leader_epoch",
+            "metadata",
+            "committed_at",
+        )
+    ]
+
+
+def load_pending_txn_offsets(fence: CoordinatorFence) -> list[PendingOffset]:
+    close_old_connections()
+    with transaction.atomic():
+        _require_fence(fence)
+        return _pending_offsets(_pending_rows(fence, None))
+
+
+def complete_txn_offsets(
+    fence: CoordinatorFence, producer_id: int, commit: bool
+) -> list[PendingOffset]:
+    """A transaction marker reached the offsets partition: commit or drop the producer's
+    pending offsets there. Returns those that became committed offsets."""
+    close_old_connections()
+    with transaction.atomic():
+        _require_fence(fence)
+        rows = _pending_rows(fence, producer_id)
+        pending = _pending_offsets(rows) if commit else []
+        if pending:
+            groups = _group_pks(fence, [p.group_id for p in pending])
+            CommittedOffset.objects.bulk_create(
+                [
+                    CommittedOffset(
+                        group_id=groups[p.group_id],
+                        topic=p.offset.topic,
+                        partition=p.offset.partition,
+                        offset=p.offset.offset,
+                        leader_epoch=p.offset.leader_epoch,
+                        metadata=p.offset.metadata,
+                        committed_at=_at(p.offset.commit_timestamp_ms),
+                    )
+                    for p in pending
+                ],
+                update_conflicts=True,
+                unique_fields=["group", "topic", "partition"],
+                update_fields=["offset", "leader_epoch", "metadata", "committed_at"],
+            )
+        rows.delete()
+        return pending

@@ -27,7 +27,9 @@ from brokers import control, metadata
 from brokers.background import spawn
 from brokers.config import BrokerConfig, broker_log_defaults
 from brokers.coordinator.group_coordinator import GroupCoordinator, GroupSettings
+from brokers.coordinator.markers import TxnMarkerChannel, TxnMarkerWriter
 from brokers.coordinator.producer_ids import BLOCK_SIZE, ProducerIdManager
+from brokers.coordinator.transaction_coordinator import TransactionCoordinator, TxnSettings
 from brokers.image import MetadataDelta, MetadataImage
 from brokers.log.config import LogConfig
 from brokers.log.manager import LogManager
@@ -89,6 +91,17 @@ class BrokerNode:
             self.node_id,
             GroupSettings.from_config(config),
             self.db,
+            on_fenced=lambda: spawn(self._reload()),
+        )
+        self.marker_writer = TxnMarkerWriter(self.replicas, self.group_coordinator)
+        self.txn_coordinator = TransactionCoordinator(
+            self.node_id,
+            TxnSettings.from_config(config),
+            self.db,
+            self.producer_ids.next_id,
+            TxnMarkerChannel(
+                self.node_id, lambda: self.image, self._address, self.marker_writer.write
+            ),
             on_fenced=lambda: spawn(self._reload()),
         )
         self.dispatcher = Dispatcher()
@@ -167,6 +180,7 @@ class BrokerNode:
             "periodic tasks", asyncio.gather(*self._tasks, return_exceptions=True)
         )
         await self._stop_step("the listener", self.listener.stop())
+        await self._stop_step("the transaction coordinator", self.txn_coordinator.stop())
         await self._stop_step("the group coordinator", self.group_coordinator.stop())
         await self._stop_step("the replica fetchers", self.fetchers.stop())
         self.replicas.stop()
@@ -321,6 +335,7 @@ class BrokerNode:
         self.replicas.apply_image(image, self.incarnation)
         # Leading an offsets partition makes this broker its groups' coordinator.
         self.group_coordinator.on_metadata(image, self.replicas)
+        self.txn_coordinator.on_metadata(image, self.replicas)
         self._isr_pending.intersection_update(self.replicas.partitions)
         waiting = []
         for version, future in self._version_waiters:

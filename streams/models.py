@@ -169,6 +169,61 @@ class CommittedOffset(models.Model):
         return f"{self.group.group_id} {self.topic}-{self.partition}@{self.offset}"
 
 
+class PendingTxnOffset(models.Model):
+    """An offset a transaction committed (TxnOffsetCommit): it becomes a CommittedOffset when
+    the transaction commits, and is dropped when it aborts."""
+
+    group = models.ForeignKey(
+        ConsumerGroup, on_delete=models.CASCADE, related_name="pending_txn_offsets"
+    )
+    producer_id = models.BigIntegerField()
+    topic = models.CharField(max_length=249)
+    partition = models.PositiveIntegerField()
+    offset = models.BigIntegerField()
+    leader_epoch = models.IntegerField(default=-1)
+    metadata = models.TextField(blank=True, default="")
+    committed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "producer_id", "topic", "partition"],
+                name="pending_txn_offset_unique",
+            ),
+        ]
+        ordering = ["group", "producer_id", "topic", "partition"]
+
+    def __str__(self) -> str:
+        return f"{self.group.group_id} {self.topic}-{self.partition}@{self.offset} (pending)"
+
+
+class Transaction(models.Model):
+    """A transactional id's producer and its current transaction, as the coordinator stores it.
+
+    The leader of the id's `__consumer_offsets` partition coordinates it; a new coordinator
+    reads these rows back and finishes what the previous one started.
+    """
+
+    transactional_id = models.CharField(max_length=255, unique=True)
+    producer_id = models.BigIntegerField()
+    producer_epoch = models.IntegerField()
+    timeout_ms = models.IntegerField()
+    # Kafka's TransactionState names: Empty, Ongoing, PrepareCommit, PrepareAbort, ...
+    state = models.CharField(max_length=32)
+    # [[topic, partition], ...] in the current transaction.
+    partitions = models.JSONField(default=list, blank=True)
+    started_ms = models.BigIntegerField(default=-1)
+    coordinator_partition = models.IntegerField(db_index=True)
+    coordinator_id = models.IntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["transactional_id"]
+
+    def __str__(self) -> str:
+        return self.transactional_id
+
+
 class ClusterEvent(models.Model):
     class Kind(models.TextChoices):
         BROKER_UP = "broker_up", "broker up"

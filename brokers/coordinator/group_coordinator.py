@@ -44,6 +44,7 @@ from brokers.coordinator.records import (
     MemberRecord,
     MemberView,
     OffsetRecord,
+    PendingOffset,
 )
 
 if TYPE_CHECKING:
@@ -252,6 +253,9 @@ class GroupCoordinator:
         self._fenced: dict[int, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._topics: set[str] | None = None
+        # TxnOffsetCommit offsets waiting for their transaction's marker:
+        # group id -> producer id -> (topic, partition) -> offset.
+        self.pending_txn: dict[str, dict[int, dict[tuple[str, int], OffsetRecord]]] = {}
 
     # Lifecycle ----------------------------------------------------------------------------------
 
@@ -329,6 +333,9 @@ class GroupCoordinator:
                 loaded: list[LoadedGroup] = await self._db(
                     metadata.load_groups, fence, self.partition_of
                 )
+                pending: list[PendingOffset] = await self._db(
+                    metadata.load_pending_txn_offsets, fence
+                )
                 break
             except metadata.NotCoordinator:
                 # The image this broker acted on is already stale; wait for the next one.
@@ -342,6 +349,8 @@ class GroupCoordinator:
         for record in loaded:
             group = self._restore(record, shard.partition)
             self._mark_dirty(group)
+        for p in pending:
+            self._stage(p)
         shard.loaded = True
         if self._topics is not None:
             committed = {t for r in loaded for t, _ in self.groups[r.group_id].offsets}
@@ -391,6 +400,10 @@ class GroupCoordinator:
 
     def _unload(self, index: int) -> None:
         self.shards.pop(index, None)
+        if self.partition_count is None:
+            self.pending_txn.clear()
+        for group_id in [g for g in self.pending_txn if self.partition_of(g) == index]:
+            del self.pending_txn[group_id]
         for group in [g for g in self.groups.values() if g.partition == index]:
             self._drop(group, ErrorCode.not_coordinator)
         log.info("broker %s no longer coordinates %s-%s", self.node_id, OFFSETS_TOPIC, index)
@@ -1128,24 +1141,48 @@ class GroupCoordinator:
             raise GroupError(ErrorCode.rebalance_in_progress)
 
     def fetch_offsets(
-        self, group_id: str, topics: Sequence[tuple[str, Sequence[int]]] | None
+        self,
+        group_id: str,
+        topics: Sequence[tuple[str, Sequence[int]]] | None,
+        require_stable: bool = False,
     ) -> tuple[ErrorCode, list[FetchedOffset]]:
-        """Committed offsets, -1 where none; `topics` None means every committed partition."""
+        """Committed offsets, -1 where none; `topics` None means every committed partition.
+
+        With `require_stable` (KIP-447), a partition with an offset an open transaction
+        committed answers UNSTABLE_OFFSET_COMMIT until that transaction ends.
+        """
         status = self._status(group_id)
         if status != ErrorCode.none:
             return status, []
         group = self.groups.get(group_id)
         offsets = {} if group is None or group.is_in(DEAD) else group.offsets
+        unstable: set[tuple[str, int]] = set()
+        if require_stable:
+            for pending in self.pending_txn.get(group_id, {}).values():
+                unstable.update(pending)
         if topics is None:
             return ErrorCode.none, [
-                FetchedOffset(o.topic, o.partition, o.offset, o.leader_epoch, o.metadata)
-                for _, o in sorted(offsets.items())
+                FetchedOffset(
+                    o.topic,
+                    o.partition,
+                    o.offset,
+                    o.leader_epoch,
+                    o.metadata,
+                    ErrorCode.unstable_offset_commit if key in unstable else ErrorCode.none,
+                )
+                for key, o in sorted(offsets.items())
             ]
         out = []
         for topic, partitions in topics:
             for partition in partitions:
                 o = offsets.get((topic, partition))
-                if o is None:
+                if (topic, partition) in unstable:
+                    out.append(
+                        FetchedOffset(
+                            topic, partition, -1, -1, "", ErrorCode.unstable_offset_commit
+                        )
+                    )
+                elif o is None:
                     out.append(FetchedOffset(topic, partition, -1, -1, ""))
                 else:
                     out.append(
@@ -1187,6 +1224,81 @@ class GroupCoordinator:
             for key in doomed:
                 group.offsets.pop(key, None)
         return ErrorCode.none, results
+
+    # Transactional offsets (TxnOffsetCommit and the markers that end them) --------------------
+
+    def _stage(self, pending: PendingOffset) -> None:
+        o = pending.offset
+        by_producer = self.pending_txn.setdefault(pending.group_id, {})
+        by_producer.setdefault(pending.producer_id, {})[(o.topic, o.partition)] = o
+
+    async def txn_commit_offsets(
+        self, request: CommitRequest, producer_id: int
+    ) -> tuple[ErrorCode, dict[tuple[str, int], ErrorCode]]:
+        """TxnOffsetCommit: offsets stored as pending until the transaction's marker."""
+        status = self._status(request.group_id)
+        if status != ErrorCode.none:
+            return status, {}
+        group = self.groups.get(request.group_id)
+        if group is not None and (request.member_id or request.generation_id >= 0):
+            # KIP-447: a zombie of an older generation may not commit.
+            try:
+                if group.is_in(DEAD):
+                    raise GroupError(ErrorCode.coordinator_not_available)
+                if not group.is_empty or request.member_id:
+                    group.validate_member(request.member_id, request.group_instance_id)
+                if request.generation_id >= 0 and request.generation_id != group.generation_id:
+                    raise GroupError(ErrorCode.illegal_generation)
+            except GroupError as exc:
+                return exc.code, {}
+        errors: dict[tuple[str, int], ErrorCode] = {}
+        accepted = []
+        for record in request.offsets:
+            key = (record.topic, record.partition)
+            if len(record.metadata.encode()) > self.settings.offset_metadata_max_bytes:
+                errors[key] = ErrorCode.offset_metadata_too_large
+            else:
+                errors[key] = ErrorCode.none
+                accepted.append(PendingOffset(request.group_id, producer_id, record))
+        if accepted:
+            partition = self.partition_of(request.group_id)
+            shard = self.shards.get(partition)
+            if shard is None:
+                return ErrorCode.not_coordinator, {}
+            fence = CoordinatorFence(OFFSETS_TOPIC, partition, self.node_id, shard.epoch)
+            try:
+                await self._db(metadata.stage_txn_offsets, fence, accepted)
+            except Exception as exc:
+                log.warning("group %s: transactional commit failed: %s", request.group_id, exc)
+                if isinstance(exc, metadata.NotCoordinator):
+                    self._fenced_out(partition)
+                return _storage_error(exc), {}
+            for pending in accepted:
+                self._stage(pending)
+        return ErrorCode.none, errors
+
+    async def complete_transaction(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A marker was written to offsets partition `partition`: make the producer's pending
+        offsets there committed (or drop them). Raises if this broker no longer leads it."""
+        shard = self.shards.get(partition)
+        if shard is None:
+            raise CoordinatorMoved(f"{OFFSETS_TOPIC}-{partition}")
+        fence = CoordinatorFence(OFFSETS_TOPIC, partition, self.node_id, shard.epoch)
+        done: list[PendingOffset] = await self._db(
+            metadata.complete_txn_offsets, fence, producer_id, commit
+        )
+        for pending in done:
+            group = self.groups.get(pending.group_id)
+            if group is None:
+                group = ClassicGroup(pending.group_id, partition)
+                self.groups[group.group_id] = group
+            o = pending.offset
+            group.offsets[(o.topic, o.partition)] = o
+        for group_id in [g for g in self.pending_txn if self.partition_of(g) == partition]:
+            by_producer = self.pending_txn[group_id]
+            by_producer.pop(producer_id, None)
+            if not by_producer:
+                del self.pending_txn[group_id]
 
     # DescribeGroups, ListGroups, DeleteGroups ---------------------------------------------------
 

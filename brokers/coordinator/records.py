@@ -123,3 +123,25 @@ class LoadedGroup:
     group_id: str
     snapshot: GroupSnapshot | None
     offsets: tuple[OffsetRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingOffset:
+    """An offset a transaction committed for a group, visible once the transaction commits."""
+
+    group_id: str
+    producer_id: int
+    offset: OffsetRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TxnRecord:
+    """A transactional id's durable state (Kafka's TransactionMetadata as its log stores it)."""
+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    timeout_ms: int
+    state: str
+    partitions: tuple[tuple[str, int], ...]
+    started_ms: int

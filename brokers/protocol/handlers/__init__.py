@@ -22,6 +22,7 @@ def register_all(dispatcher: Dispatcher, node: BrokerNode) -> None:
         produce,
         producer_ids,
         topics,
+        transactions,
     )
 
     for module in (
@@ -35,5 +36,6 @@ def register_all(dispatcher: Dispatcher, node: BrokerNode) -> None:
         configs,
         cluster,
         groups,
+        transactions,
     ):
         module.register(dispatcher, node)

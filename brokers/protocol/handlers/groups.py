@@ -47,10 +47,9 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
     # FindCoordinator --------------------------------------------------------------------------
 
     def locate(key_type: int, key: str) -> tuple[ErrorCode, NodeEndpoint | None]:
-        if key_type == TRANSACTION_KEY:
-            # No transaction coordinator runs here yet; clients retry this as retriable.
-            return ErrorCode.coordinator_not_available, None
-        if key_type != GROUP_KEY:
+        # A transactional id is coordinated by the leader of its `__consumer_offsets`
+        # partition, found the same way as a group's (brokers.coordinator.transaction_coordinator).
+        if key_type not in (GROUP_KEY, TRANSACTION_KEY):
             return ErrorCode.invalid_request, None
         topic = node.image.topics.get(OFFSETS_TOPIC)
         if topic is None or not topic.partitions:
@@ -266,14 +265,14 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
         )
 
     def fetch_group(
-        group_id: str, topics: Sequence[Any] | None
+        group_id: str, topics: Sequence[Any] | None, require_stable: bool
     ) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, int, int, str, ErrorCode]]]]]:
         wanted = (
             None
             if topics is None
             else [(t.name, [int(p) for p in t.partition_indexes]) for t in topics]
         )
-        error, fetched = coordinator.fetch_offsets(group_id, wanted)
+        error, fetched = coordinator.fetch_offsets(group_id, wanted, require_stable)
         by_topic: dict[str, list[tuple[int, int, int, str, ErrorCode]]] = {}
         if error != ErrorCode.none and wanted is not None:
             for name, partitions in wanted:
@@ -287,10 +286,11 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
     def offset_fetch(ctx: RequestContext, request: Any) -> Any:
         module = response_schema(ctx)
         version = ctx.api_version
+        require_stable = bool(getattr(request, "require_stable", False))
         if version >= 8:
             groups = []
             for g in request.groups:
-                error, topics = fetch_group(g.group_id, g.topics)
+                error, topics = fetch_group(g.group_id, g.topics, require_stable)
                 groups.append(
                     module.OffsetFetchResponseGroup(
                         group_id=g.group_id,
@@ -308,7 +308,7 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
             return schema.build(
                 module.OffsetFetchResponse, throttle_time=NO_THROTTLE, groups=tuple(groups)
             )
-        error, topics = fetch_group(request.group_id, request.topics)
+        error, topics = fetch_group(request.group_id, request.topics, require_stable)
         return schema.build(
             module.OffsetFetchResponse,
             throttle_time=NO_THROTTLE,

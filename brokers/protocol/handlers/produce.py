@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.errors import ErrorCode
@@ -32,6 +32,10 @@ ATTRIBUTES_OFFSET = 21
 MIN_RECORD_OVERHEAD = 14  # the smallest legal batch length (a magic 0 record)
 ZSTD = 4
 ZSTD_MIN_VERSION = 7
+TXN = 0x10  # the transactional bit of the batch attributes' low byte
+PRODUCER_OFFSET = 43
+RECORD_BATCH_OVERHEAD = 61
+_PRODUCER = struct.Struct(">qh")
 
 
 class CorruptBatch(Exception):
@@ -142,19 +146,6 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
             return respond(
                 ctx, [AppendResult(t, i, ErrorCode.invalid_required_acks) for t, i, _ in entries]
             )
-        if request.transactional_id is not None:
-            return respond(
-                ctx,
-                [
-                    AppendResult(
-                        t,
-                        i,
-                        ErrorCode.transactional_id_authorization_failed,
-                        "Transactions are not enabled",
-                    )
-                    for t, i, _ in entries
-                ],
-            )
         image = node.image
         results = []
         valid = []
@@ -167,6 +158,73 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
                 results.append(AppendResult(topic, index, checked[0], checked[1]))
             else:
                 valid.append((topic, index, checked))
+        if request.transactional_id is not None:
+            unverified = _unverified(valid)
+            if unverified:
+                return _verify_then_append(
+                    ctx, request, acks, results, valid, unverified, request.transactional_id
+                )
+        return _append(ctx, request, acks, results, valid)
+
+    def _unverified(
+        valid: list[tuple[str, int, bytes]],
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """Transactional batches that would open a transaction on their partition: the leader
+        checks with the coordinator that the producer added the partition (else
+        INVALID_TXN_STATE, as Kafka answers). Later batches of the same transaction pass."""
+        out = {}
+        for topic, index, records in valid:
+            if (
+                not records
+                or len(records) < RECORD_BATCH_OVERHEAD
+                or not records[ATTRIBUTES_OFFSET + 1] & TXN
+            ):
+                continue
+            producer_id, epoch = _PRODUCER.unpack_from(records, PRODUCER_OFFSET)
+            partition = replicas.partition(topic, index)
+            if partition is None or not partition.is_leader:
+                continue
+            if producer_id not in partition.log.producer_state.ongoing:
+                out[(topic, index)] = (producer_id, epoch)
+        return out
+
+    async def _verify_then_append(
+        ctx: RequestContext,
+        request: Any,
+        acks: int,
+        results: list[AppendResult],
+        valid: list[tuple[str, int, bytes]],
+        unverified: dict[tuple[str, int], tuple[int, int]],
+        transactional_id: str,
+    ) -> Any:
+        by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
+        for key, producer in unverified.items():
+            by_producer.setdefault(producer, []).append(key)
+        refused: dict[tuple[str, int], ErrorCode] = {}
+        for (producer_id, epoch), keys in by_producer.items():
+            try:
+                error = await node.txn_coordinator.verify(
+                    transactional_id, producer_id, epoch, keys
+                )
+            except Exception:
+                error = ErrorCode.coordinator_not_available
+            if error != ErrorCode.none:
+                refused.update(dict.fromkeys(keys, error))
+        if refused:
+            results = results + [AppendResult(t, i, refused[(t, i)]) for t, i in refused]
+            valid = [v for v in valid if (v[0], v[1]) not in refused]
+        out = _append(ctx, request, acks, results, valid)
+        if isinstance(out, Awaitable):
+            return await out
+        return out
+
+    def _append(
+        ctx: RequestContext,
+        request: Any,
+        acks: int,
+        results: list[AppendResult],
+        valid: list[tuple[str, int, bytes]],
+    ) -> Any:
         results += replicas.append(acks, valid)
         if acks == 0:
             failed = [r for r in results if r.error != ErrorCode.none]

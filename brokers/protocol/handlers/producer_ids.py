@@ -1,4 +1,4 @@
-"""InitProducerId: a producer id and epoch for idempotent producers."""
+"""InitProducerId: a producer id and epoch for idempotent and transactional producers."""
 
 from __future__ import annotations
 
@@ -16,18 +16,29 @@ if TYPE_CHECKING:
 
 API_KEY = 22
 MIN_VERSION, MAX_VERSION = 0, 4
+# KIP-588: from v4 a fenced producer gets PRODUCER_FENCED, before INVALID_PRODUCER_EPOCH.
+PRODUCER_FENCED_VERSION = 4
 
 
 def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
     async def handle(ctx: RequestContext, request: Any) -> Any:
         module = response_schema(ctx)
         if request.transactional_id is not None:
+            result = await node.txn_coordinator.init_producer_id(
+                request.transactional_id,
+                int(request.transaction_timeout.total_seconds() * 1000),
+                int(getattr(request, "producer_id", -1)),
+                int(getattr(request, "producer_epoch", -1)),
+            )
+            error = result.error
+            if error == ErrorCode.producer_fenced and ctx.api_version < PRODUCER_FENCED_VERSION:
+                error = ErrorCode.invalid_producer_epoch
             return schema.build(
                 module.InitProducerIdResponse,
                 throttle_time=NO_THROTTLE,
-                error_code=ErrorCode.transactional_id_authorization_failed,
-                producer_id=i64(-1),
-                producer_epoch=i16(-1),
+                error_code=error,
+                producer_id=i64(result.producer_id),
+                producer_epoch=i16(result.producer_epoch),
             )
         # Like Kafka, an idempotent producer (no transactional id) always gets a fresh id
         # at epoch 0, also when it asks to bump its epoch after an error (KIP-360).
