@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 
 import pytest
@@ -153,3 +157,71 @@ def test_second_producer_fences_the_first(cluster: Cluster, new_topic: TopicFact
     assert sorted(read(bootstrap, topic, "read_committed")) == sorted(
         b"fresh-%d" % i for i in range(6)
     )
+
+
+def test_consume_transform_produce_survives_a_crash_mid_transaction(
+    cluster: Cluster, new_topic: TopicFactory
+) -> None:
+    bootstrap = cluster.spec.bootstrap_servers
+    source = new_topic(partitions=PARTITIONS)
+    sink = new_topic(partitions=PARTITIONS)
+    inputs = [b"record-%03d" % i for i in range(300)]
+    plain = Producer({"bootstrap.servers": bootstrap})
+    send_all(plain, source, inputs)
+    assert plain.flush(30) == 0
+    transactional_id = f"ctp-{uuid.uuid4().hex[:8]}"
+    group = f"ctp-{uuid.uuid4().hex[:8]}"
+
+    def worker(*crash_after: int) -> int:
+        args = [bootstrap, source, sink, transactional_id, group, str(len(inputs))]
+        command = [sys.executable, "-m", "tests.compat.eos_worker", *args]
+        command += [str(n) for n in crash_after]
+        return subprocess.run(command, timeout=180, check=False).returncode
+
+    # Two transactions commit, the third is killed after writing output and sending offsets.
+    assert worker(2) == -signal.SIGKILL
+    # The restarted application fences the dead one's transaction and carries on.
+    assert worker() == 0
+
+    output = read(bootstrap, sink, "read_committed", until=len(inputs))
+    assert Counter(output) == Counter(v.upper() for v in inputs)
+    assert len(read(bootstrap, sink, "read_committed")) == len(inputs)  # and nothing after
+    # The crashed transaction's output is in the log, aborted: read_uncommitted sees it.
+    assert len(read(bootstrap, sink, "read_uncommitted")) > len(inputs)
+
+
+def test_a_transaction_that_outlives_its_timeout_is_aborted(
+    cluster: Cluster, new_topic: TopicFactory
+) -> None:
+    bootstrap = cluster.spec.bootstrap_servers
+    topic = new_topic(partitions=PARTITIONS)
+    producer = txn_producer(
+        bootstrap,
+        f"tx-{uuid.uuid4().hex[:8]}",
+        **{"transaction.timeout.ms": 2000, "socket.timeout.ms": 1500},
+    )
+    producer.begin_transaction()
+    send_all(producer, topic, [b"late-%d" % i for i in range(6)])
+    assert producer.flush(30) == 0
+    # Records written after the open transaction become readable only when it ends.
+    plain = Producer({"bootstrap.servers": bootstrap})
+    send_all(plain, topic, [b"after-%d" % i for i in range(PARTITIONS)])
+    assert plain.flush(30) == 0
+    visible = read(bootstrap, topic, "read_committed", until=PARTITIONS, timeout_s=30)
+    assert sorted(visible) == [b"after-%d" % i for i in range(PARTITIONS)]
+    # The coordinator bumped the epoch when it aborted: the producer cannot commit.
+    with pytest.raises(KafkaException):
+        producer.commit_transaction(30)
+
+
+def test_a_timeout_above_the_broker_maximum_is_refused(cluster: Cluster) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": cluster.spec.bootstrap_servers,
+            "transactional.id": f"tx-{uuid.uuid4().hex[:8]}",
+            "transaction.timeout.ms": 900_001,
+        }
+    )
+    with pytest.raises(KafkaException) as raised:
+        producer.init_transactions(30)
+    assert raised.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT
