@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -9,8 +10,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -19,9 +23,15 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
+from kafka import KafkaProducer
 
+from brokers.coordinator.offsets_topic import OFFSETS_TOPIC, partition_for
 from kafkaweb.cluster import Cluster
-from tests.compat.confluent import TopicFactory
+from tests.compat.confluent import TopicFactory, create_topic
+from tests.conftest import running_cluster
+
+pytestmark = pytest.mark.cluster
 
 PARTITIONS = 3
 
@@ -225,3 +235,108 @@ def test_a_timeout_above_the_broker_maximum_is_refused(cluster: Cluster) -> None
     with pytest.raises(KafkaException) as raised:
         producer.init_transactions(30)
     assert raised.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT
+
+
+def test_aiokafka_transactions_and_read_committed(
+    cluster: Cluster, new_topic: TopicFactory
+) -> None:
+    bootstrap = cluster.spec.bootstrap_servers
+    topic = new_topic(partitions=PARTITIONS)
+
+    async def scenario() -> list[bytes]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, transactional_id=f"aio-{uuid.uuid4().hex[:8]}"
+        )
+        await producer.start()
+        try:
+            for tag, commit in ((b"a", True), (b"b", False), (b"c", True)):
+                await producer.begin_transaction()
+                for i in range(12):
+                    await producer.send(topic, value=b"%s-%d" % (tag, i), partition=i % PARTITIONS)
+                if commit:
+                    await producer.commit_transaction()
+                else:
+                    await producer.abort_transaction()
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        consumer.assign([AioTopicPartition(topic, p) for p in range(PARTITIONS)])
+        values: list[bytes] = []
+        try:
+            deadline = time.monotonic() + 30
+            while len(values) < 24 and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=500)
+                values += [m.value for messages in batches.values() for m in messages]
+        finally:
+            await consumer.stop()
+        return values
+
+    values = asyncio.run(scenario())
+    expected = [b"%s-%d" % (tag, i) for tag in (b"a", b"c") for i in range(12)]
+    assert sorted(values) == sorted(expected)
+    assert sorted(read(bootstrap, topic, "read_committed")) == sorted(expected)
+
+
+def test_kafka_python_transactions(cluster: Cluster, new_topic: TopicFactory) -> None:
+    bootstrap = cluster.spec.bootstrap_servers
+    topic = new_topic(partitions=PARTITIONS)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=f"kp-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        producer.init_transactions()
+        for tag, commit in ((b"a", True), (b"b", False)):
+            producer.begin_transaction()
+            for i in range(9):
+                producer.send(topic, value=b"%s-%d" % (tag, i), partition=i % PARTITIONS)
+            if commit:
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close(timeout=30)
+    assert sorted(read(bootstrap, topic, "read_committed")) == sorted(b"a-%d" % i for i in range(9))
+
+
+def coordinator_of(admin: AdminClient, transactional_id: str) -> int:
+    """The broker leading the id's `__consumer_offsets` partition: its coordinator."""
+    partitions = admin.list_topics(OFFSETS_TOPIC, timeout=10).topics[OFFSETS_TOPIC].partitions
+    return partitions[partition_for(transactional_id, len(partitions))].leader
+
+
+def test_transactions_complete_when_the_coordinator_is_killed(tmp_path: Path) -> None:
+    with running_cluster(tmp_path) as cluster:
+        bootstrap = cluster.spec.bootstrap_servers
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        topic = create_topic(admin, partitions=PARTITIONS, replication=3)
+        transactional_id = f"tx-{uuid.uuid4().hex[:8]}"
+        producer = txn_producer(bootstrap, transactional_id, **{"message.timeout.ms": 60_000})
+        producer.begin_transaction()
+        send_all(producer, topic, [b"first-%d" % i for i in range(30)])
+        assert producer.flush(30) == 0
+
+        coordinator = coordinator_of(admin, transactional_id)
+        cluster.kill(f"broker-{coordinator}")
+
+        # The new coordinator reads the open transaction back and ends it either way.
+        try:
+            producer.commit_transaction(60)
+            expected = [b"first-%d" % i for i in range(30)]
+        except KafkaException as exc:
+            assert exc.args[0].txn_requires_abort(), exc
+            producer.abort_transaction(60)
+            expected = []
+        assert coordinator_of(admin, transactional_id) != coordinator
+
+        # And the producer goes on with the next transaction.
+        producer.begin_transaction()
+        send_all(producer, topic, [b"second-%d" % i for i in range(30)])
+        producer.commit_transaction(60)
+        expected += [b"second-%d" % i for i in range(30)]
+        assert sorted(read(bootstrap, topic, "read_committed")) == sorted(expected)
