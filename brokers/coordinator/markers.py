@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.errors import ErrorCode
-from kio.schema.request_header.v2.header import RequestHeader
 from kio.schema.response_header.v1.header import ResponseHeader
 from kio.serial import entity_reader
 from kio.static.primitive import i16, i32, i64
@@ -30,6 +29,7 @@ from brokers.log.batch import marker_batch
 from brokers.log.errors import LogError
 from brokers.log.producer_state import AppendOrigin
 from brokers.protocol import schema
+from brokers.protocol.framing import encode_request
 from brokers.replication.partition import PartitionError
 
 if TYPE_CHECKING:
@@ -151,14 +151,9 @@ class _Connection:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         assert self._reader is not None
         self._correlation = (self._correlation + 1) & 0x7FFFFFFF
-        header = RequestHeader(
-            request_api_key=i16(api_key),
-            request_api_version=i16(version),
-            correlation_id=i32(self._correlation),
-            client_id=self.client_id,
+        self._writer.write(
+            encode_request(api_key, version, self._correlation, self.client_id, body)
         )
-        payload = schema.encode(header) + schema.encode(body)
-        self._writer.write(_SIZE.pack(len(payload)) + payload)
         (size,) = _SIZE.unpack(await self._reader.readexactly(4))
         data = await self._reader.readexactly(size)
         response_header, offset = _read_response_header(data, 0)
