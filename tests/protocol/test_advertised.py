@@ -67,6 +67,14 @@ GROUPS_NEWEST = {
     16: ("ListGroups", [5, 5, 1, 2]),
     42: ("DeleteGroups", [2, 2, 1, 1]),
 }
+# Transactions: the newest version kafka-python 3.0, aiokafka 0.14 and KafkaJS 2.2 send
+# (librdkafka's are exercised by tests/compat/test_transactions.py).
+TRANSACTIONS_NEWEST = {
+    24: ("AddPartitionsToTxn", [3, 0, 1]),
+    25: ("AddOffsetsToTxn", [3, 0, 1]),
+    26: ("EndTxn", [3, 0, 1]),
+    28: ("TxnOffsetCommit", [3, 0, 1]),
+}
 
 
 @pytest.mark.parametrize(("key", "version"), SERVED)
@@ -115,6 +123,14 @@ def test_clients_newest_versions_are_served(key: int) -> None:
 @pytest.mark.parametrize("key", sorted(GROUPS_NEWEST))
 def test_group_apis_cover_clients(key: int) -> None:
     name, newest = GROUPS_NEWEST[key]
+    api = TABLE.apis.get(key)
+    assert api is not None, f"{name} is not served"
+    assert all(api.min_version <= v <= api.max_version for v in newest), (name, newest, api)
+
+
+@pytest.mark.parametrize("key", sorted(TRANSACTIONS_NEWEST))
+def test_transaction_apis_cover_clients(key: int) -> None:
+    name, newest = TRANSACTIONS_NEWEST[key]
     api = TABLE.apis.get(key)
     assert api is not None, f"{name} is not served"
     assert all(api.min_version <= v <= api.max_version for v in newest), (name, newest, api)
