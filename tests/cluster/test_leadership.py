@@ -6,11 +6,14 @@ import sqlite3
 import subprocess
 
 import pytest
+from confluent_kafka import KafkaException
 from kafka import KafkaAdminClient
 
 from kafkaweb.cluster import PYTHON, Cluster
 from tests.cluster.load import ProducerLoad, check_no_loss, check_replicas_identical, read_all
 from tests.cluster.test_replication import create_topic, full_isr, wait_for
+from tests.compat.transactional import PARTITIONS as TXN_PARTITIONS
+from tests.compat.transactional import coordinator_of, read, send_all, txn_producer
 from tests.conftest import running_cluster
 
 pytestmark = pytest.mark.cluster
@@ -122,3 +125,34 @@ def test_leaders_return_to_preferred_replicas_on_their_own(tmp_path) -> None:
         wait_for(lambda: victim not in leaders(admin, topic).values(), 30, "leaders to move")
         cluster.start_broker(victim)
         wait_for(lambda: preferred(admin, topic), 60, "leaders to return to preferred replicas")
+
+
+def test_a_transaction_outlives_its_coordinator(trio: Cluster) -> None:
+    """SIGKILL the broker coordinating an open transaction: the next leader of its
+    `__consumer_offsets` partition reads it back and the producer commits (or, if the client
+    gave up on it, aborts) cleanly, then goes on."""
+    bootstrap = trio.spec.bootstrap_servers
+    topic = "transactions"
+    admin = create_topic(trio, topic, TXN_PARTITIONS)
+    transactional_id = "outlives-its-coordinator"
+    producer = txn_producer(bootstrap, transactional_id, **{"message.timeout.ms": 60_000})
+    producer.begin_transaction()
+    send_all(producer, topic, [b"first-%d" % i for i in range(30)])
+    assert producer.flush(30) == 0
+
+    coordinator = coordinator_of(admin, transactional_id)
+    trio.kill(f"broker-{coordinator}")
+    try:
+        producer.commit_transaction(60)
+        expected = [b"first-%d" % i for i in range(30)]
+    except KafkaException as exc:
+        assert exc.args[0].txn_requires_abort(), exc
+        producer.abort_transaction(60)
+        expected = []
+    assert coordinator_of(admin, transactional_id) != coordinator
+
+    producer.begin_transaction()
+    send_all(producer, topic, [b"second-%d" % i for i in range(30)])
+    producer.commit_transaction(60)
+    expected += [b"second-%d" % i for i in range(30)]
+    assert sorted(read(bootstrap, topic, "read_committed")) == sorted(expected)

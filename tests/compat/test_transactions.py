@@ -9,92 +9,22 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
     Producer,
-    TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 from kafka import KafkaProducer
 
-from brokers.coordinator.offsets_topic import OFFSETS_TOPIC, partition_for
 from kafkaweb.cluster import Cluster
-from tests.compat.confluent import TopicFactory, create_topic
-from tests.conftest import running_cluster
+from tests.compat.confluent import TopicFactory
+from tests.compat.transactional import PARTITIONS, read, send_all, txn_producer
 
 pytestmark = pytest.mark.cluster
-
-PARTITIONS = 3
-
-
-def txn_producer(bootstrap: str, transactional_id: str, **config: object) -> Producer:
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "transactional.id": transactional_id,
-            "linger.ms": 5,
-            **config,
-        }
-    )
-    producer.init_transactions(30)
-    return producer
-
-
-def send_all(producer: Producer, topic: str, values: Iterable[bytes]) -> None:
-    """One record per value, spread over every partition by their index."""
-    for i, value in enumerate(values):
-        producer.produce(topic, value=value, partition=i % PARTITIONS)
-    producer.poll(0)
-
-
-def read(
-    bootstrap: str,
-    topic: str,
-    isolation: str,
-    until: int | None = None,
-    timeout_s: float = 30,
-) -> list[bytes]:
-    """Every value from the beginning of every partition: until `until` values arrive, or
-    (with `until` None) until each partition has reached its end for this isolation level."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"txn-{uuid.uuid4().hex[:8]}",
-            "isolation.level": isolation,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-    values: list[bytes] = []
-    at_end: set[int] = set()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            if until is not None and len(values) >= until:
-                break
-            if until is None and len(at_end) == PARTITIONS:
-                break
-            for message in consumer.consume(500, 0.2):
-                error = message.error()
-                if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
-                    continue
-                assert error is None, error
-                at_end.discard(message.partition())
-                values.append(message.value())
-    finally:
-        consumer.close()
-    return values
 
 
 def test_commit_and_abort_across_partitions(cluster: Cluster, new_topic: TopicFactory) -> None:
@@ -302,41 +232,3 @@ def test_kafka_python_transactions(cluster: Cluster, new_topic: TopicFactory) ->
     finally:
         producer.close(timeout=30)
     assert sorted(read(bootstrap, topic, "read_committed")) == sorted(b"a-%d" % i for i in range(9))
-
-
-def coordinator_of(admin: AdminClient, transactional_id: str) -> int:
-    """The broker leading the id's `__consumer_offsets` partition: its coordinator."""
-    partitions = admin.list_topics(OFFSETS_TOPIC, timeout=10).topics[OFFSETS_TOPIC].partitions
-    return partitions[partition_for(transactional_id, len(partitions))].leader
-
-
-def test_transactions_complete_when_the_coordinator_is_killed(tmp_path: Path) -> None:
-    with running_cluster(tmp_path) as cluster:
-        bootstrap = cluster.spec.bootstrap_servers
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        topic = create_topic(admin, partitions=PARTITIONS, replication=3)
-        transactional_id = f"tx-{uuid.uuid4().hex[:8]}"
-        producer = txn_producer(bootstrap, transactional_id, **{"message.timeout.ms": 60_000})
-        producer.begin_transaction()
-        send_all(producer, topic, [b"first-%d" % i for i in range(30)])
-        assert producer.flush(30) == 0
-
-        coordinator = coordinator_of(admin, transactional_id)
-        cluster.kill(f"broker-{coordinator}")
-
-        # The new coordinator reads the open transaction back and ends it either way.
-        try:
-            producer.commit_transaction(60)
-            expected = [b"first-%d" % i for i in range(30)]
-        except KafkaException as exc:
-            assert exc.args[0].txn_requires_abort(), exc
-            producer.abort_transaction(60)
-            expected = []
-        assert coordinator_of(admin, transactional_id) != coordinator
-
-        # And the producer goes on with the next transaction.
-        producer.begin_transaction()
-        send_all(producer, topic, [b"second-%d" % i for i in range(30)])
-        producer.commit_transaction(60)
-        expected += [b"second-%d" % i for i in range(30)]
-        assert sorted(read(bootstrap, topic, "read_committed")) == sorted(expected)
