@@ -171,6 +171,12 @@ def test_the_rules_of_one_transaction(session: Session, new_topic: TopicFactory)
     )
     assert committed.topics[0].partitions[0].error_code == ErrorCode.none
     assert session.offset_fetch(group, topic, 0)[0] == ErrorCode.unstable_offset_commit
+    # DescribeTransactions shows the open transaction (a closed one has start time -1,
+    # which kio, unlike Kafka's clients, does not read).
+    (described,) = to_coordinator(65, 0, transactional_ids=(tid,)).transaction_states
+    assert (described.error_code, described.transaction_state) == (ErrorCode.none, "Ongoing")
+    assert (int(described.producer_id), int(described.producer_epoch)) == (pid, epoch)
+    assert [(t.topic, list(t.partitions)) for t in described.topics] == [(topic, [0])]
     # AddOffsetsToTxn puts the group's offsets partition in the transaction: its marker
     # is what makes the offsets committed.
     assert (
@@ -205,3 +211,9 @@ def test_the_rules_of_one_transaction(session: Session, new_topic: TopicFactory)
         time.sleep(0.05)
     assert retry == ErrorCode.none
     assert end(False) == ErrorCode.invalid_txn_state
+
+    listed = to_coordinator(
+        66, 0, state_filters=("CompleteCommit", "Bogus"), producer_id_filters=(i64(pid),)
+    )
+    assert [t.transactional_id for t in listed.transaction_states] == [tid]
+    assert listed.unknown_state_filters == ("Bogus",)

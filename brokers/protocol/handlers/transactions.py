@@ -1,21 +1,24 @@
-"""Transactions: AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, WriteTxnMarkers.
+"""Transactions: AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, WriteTxnMarkers,
+DescribeTransactions and ListTransactions.
 
 The transaction coordinator (brokers.coordinator.transaction_coordinator) holds the rules for
-the first three; TxnOffsetCommit goes to the group coordinator, WriteTxnMarkers to the
+the transaction APIs; TxnOffsetCommit goes to the group coordinator, WriteTxnMarkers to the
 partition leaders (brokers.coordinator.markers).
 """
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.errors import ErrorCode
-from kio.static.primitive import i32
+from kio.static.primitive import i16, i32, i64
 
 from brokers.coordinator.group_coordinator import CommitRequest
 from brokers.coordinator.markers import Marker
 from brokers.coordinator.records import OffsetRecord
+from brokers.coordinator.transaction import TxnState
 from brokers.protocol import schema
 from brokers.protocol.dispatch import Dispatcher, RequestContext
 from brokers.protocol.handlers.common import NO_THROTTLE, response_schema
@@ -37,6 +40,15 @@ ADD_OFFSETS_VERSIONS = (0, 3)
 END_TXN_VERSIONS = (0, 3)
 WRITE_TXN_MARKERS_VERSIONS = (1, 1)
 TXN_OFFSET_COMMIT_VERSIONS = (0, 3)
+DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
+DESCRIBE_TRANSACTIONS_VERSIONS = (0, 0)
+LIST_TRANSACTIONS_VERSIONS = (0, 0)
+TXN_STATES = frozenset(s.value for s in TxnState)
+
+
+def _started(ms: int) -> datetime.datetime:
+    """Kafka's start time, -1 when no transaction is open."""
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
 
 
 def _fenced_code(code: ErrorCode, version: int, first_with_fenced: int) -> ErrorCode:
@@ -215,8 +227,69 @@ def register(dispatcher: Dispatcher, node: BrokerNode) -> None:
             )
         return schema.build(module.WriteTxnMarkersResponse, markers=tuple(results))
 
+    # DescribeTransactions, ListTransactions --------------------------------------------------
+
+    def describe_transactions(ctx: RequestContext, request: Any) -> Any:
+        module = response_schema(ctx)
+        states = []
+        for transactional_id in request.transactional_ids:
+            error, txn = coordinator().describe(transactional_id)
+            topics: dict[str, list[int]] = {}
+            for topic, index in txn.partitions if txn is not None else ():
+                topics.setdefault(topic, []).append(index)
+            states.append(
+                module.TransactionState(
+                    error_code=error,
+                    transactional_id=transactional_id,
+                    transaction_state=txn.state if txn is not None else "",
+                    transaction_timeout=datetime.timedelta(
+                        milliseconds=txn.timeout_ms if txn is not None else 0
+                    ),
+                    transaction_start_time=_started(txn.started_ms if txn is not None else -1),
+                    producer_id=i64(txn.producer_id if txn is not None else -1),
+                    producer_epoch=i16(txn.producer_epoch if txn is not None else -1),
+                    topics=tuple(
+                        module.TopicData(topic=t, partitions=tuple(i32(i) for i in ps))
+                        for t, ps in topics.items()
+                    ),
+                )
+            )
+        return schema.build(
+            module.DescribeTransactionsResponse,
+            throttle_time=NO_THROTTLE,
+            transaction_states=tuple(states),
+        )
+
+    def list_transactions(ctx: RequestContext, request: Any) -> Any:
+        module = response_schema(ctx)
+        wanted = set(request.state_filters)
+        unknown = tuple(sorted(wanted - TXN_STATES))
+        error, listed = coordinator().list_transactions(
+            wanted & TXN_STATES if wanted else (), [int(p) for p in request.producer_id_filters]
+        )
+        if wanted and not wanted & TXN_STATES:
+            listed = []
+        return schema.build(
+            module.ListTransactionsResponse,
+            throttle_time=NO_THROTTLE,
+            error_code=error,
+            unknown_state_filters=unknown,
+            transaction_states=tuple(
+                module.TransactionState(
+                    transactional_id=t.transactional_id,
+                    producer_id=i64(t.producer_id),
+                    transaction_state=t.state,
+                )
+                for t in listed
+            ),
+        )
+
     dispatcher.register(ADD_PARTITIONS_TO_TXN, *ADD_PARTITIONS_VERSIONS, add_partitions)
     dispatcher.register(ADD_OFFSETS_TO_TXN, *ADD_OFFSETS_VERSIONS, add_offsets)
     dispatcher.register(END_TXN, *END_TXN_VERSIONS, end_txn)
     dispatcher.register(WRITE_TXN_MARKERS, *WRITE_TXN_MARKERS_VERSIONS, write_txn_markers)
     dispatcher.register(TXN_OFFSET_COMMIT, *TXN_OFFSET_COMMIT_VERSIONS, txn_offset_commit)
+    dispatcher.register(
+        DESCRIBE_TRANSACTIONS, *DESCRIBE_TRANSACTIONS_VERSIONS, describe_transactions
+    )
+    dispatcher.register(LIST_TRANSACTIONS, *LIST_TRANSACTIONS_VERSIONS, list_transactions)
