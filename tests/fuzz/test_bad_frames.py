@@ -89,8 +89,10 @@ def exchange(address: tuple[str, int], frames: list[Frame]) -> Exchange:
             sock.sendall(data if last.last else data + PROBE)
             if last.last and not last.closes_at_once:
                 # The broker waits for the rest of a frame: end the stream, as a client that
-                # went away would.
-                sock.shutdown(socket.SHUT_WR)
+                # went away would. It may have closed already (an earlier bad frame), and
+                # then the socket is no longer connected.
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_WR)
         while True:
             header = _read_exactly(sock, 4)
             if header is None:

@@ -19,7 +19,7 @@ from brokers.coordinator.group_coordinator import (
     _Shard,
 )
 from brokers.coordinator.offsets_topic import java_string_hashcode, partition_for
-from brokers.coordinator.records import OffsetRecord
+from brokers.coordinator.records import OffsetRecord, PendingOffset
 
 RANGE = (Protocol("range", b"subscription"),)
 SETTINGS = GroupSettings(
@@ -37,6 +37,7 @@ class FakeStorage:
         self.committed: list[OffsetRecord] = []
         self.commit_writes = 0
         self.fail = False
+        self.pending: list[PendingOffset] = []
 
     async def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
         await asyncio.sleep(0)
@@ -49,8 +50,16 @@ class FakeStorage:
             for commit in args[0]:
                 self.committed += commit.offsets
             return [True for _ in args[0]]
-        if fn is metadata.load_groups:
+        if fn in (metadata.load_groups, metadata.load_pending_txn_offsets):
             return []
+        if fn is metadata.stage_txn_offsets:
+            self.pending += args[1]
+            return None
+        if fn is metadata.complete_txn_offsets:
+            _, producer_id, commit = args
+            done = [p for p in self.pending if p.producer_id == producer_id]
+            self.pending = [p for p in self.pending if p.producer_id != producer_id]
+            return done if commit else []
         return None
 
 
@@ -358,5 +367,36 @@ def test_concurrent_commits_share_database_writes() -> None:
         assert len(storage.committed) == 20
         assert storage.commit_writes < 20
         assert c.fetch_offsets("g7", [("t", [0])])[1][0].offset == 7
+
+    run(scenario)
+
+
+def test_transactional_offsets_wait_for_their_marker() -> None:
+    async def scenario() -> None:
+        storage = FakeStorage()
+        c = coordinator(storage)
+        offsets = (OffsetRecord("t", 0, 5, -1, "", 0),)
+        assert await c.txn_commit_offsets(CommitRequest("g", -1, "", None, offsets), 7) == (
+            ErrorCode.none,
+            {("t", 0): ErrorCode.none},
+        )
+        # Not committed yet; a stable-only fetch is told to retry.
+        assert c.fetch_offsets("g", [("t", [0])])[1][0].offset == -1
+        unstable = c.fetch_offsets("g", [("t", [0])], require_stable=True)[1][0]
+        assert unstable.error == ErrorCode.unstable_offset_commit
+        # Another producer's abort leaves them pending; this producer's commit makes them visible.
+        await c.complete_transaction(0, 8, commit=False)
+        assert c.fetch_offsets("g", [("t", [0])], require_stable=True)[1][0].error == (
+            ErrorCode.unstable_offset_commit
+        )
+        await c.complete_transaction(0, 7, commit=True)
+        fetched = c.fetch_offsets("g", [("t", [0])], require_stable=True)[1][0]
+        assert (fetched.offset, fetched.error) == (5, ErrorCode.none)
+
+        # An aborted transaction's offsets never show.
+        later = (OffsetRecord("t", 0, 9, -1, "", 0),)
+        await c.txn_commit_offsets(CommitRequest("g", -1, "", None, later), 7)
+        await c.complete_transaction(0, 7, commit=False)
+        assert c.fetch_offsets("g", [("t", [0])], require_stable=True)[1][0].offset == 5
 
     run(scenario)

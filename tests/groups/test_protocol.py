@@ -75,8 +75,9 @@ def test_find_coordinator_names_the_leader_of_the_groups_offsets_partition(
     assert batched.coordinators[0].node_id == leader
     assert all(c.error_code == ErrorCode.none for c in batched.coordinators)
 
-    # No transaction coordinator yet: retriable, as Kafka answers while it has none.
-    assert find(groups_cluster, "txn", key_type=1).error_code == ErrorCode.coordinator_not_available
+    # A transactional id is coordinated by the leader of its offsets partition too.
+    txn_leader = topic.partitions[partition_for("txn", 12)].leader
+    assert find(groups_cluster, "txn", key_type=1).node_id == txn_leader
     assert find(groups_cluster, "share", key_type=2).error_code == ErrorCode.invalid_request
 
 
