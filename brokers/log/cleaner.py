@@ -69,6 +69,15 @@ class CleanTask:
     now_ms: int
     delete_retention_ms: int
     producer_last_offsets: dict[int, int]
+    # Aborted transactions by producer id: (first offset, marker offset) ranges.
+    aborted: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+
+    def is_aborted(self, header: BatchHeader) -> bool:
+        """Whether a transactional data batch belongs to an aborted transaction."""
+        if not self.aborted or not header.is_transactional or header.is_control:
+            return False
+        base = header.base_offset
+        return any(first <= base < last for first, last in self.aborted.get(header.producer_id, ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +182,9 @@ def prepare(log: Log, plan: LogToClean, now_ms: int) -> CleanTask:
         producer_id: entry.last_offset
         for producer_id, entry in log.producer_state.producers.items()
     }
+    aborted: dict[int, list[tuple[int, int]]] = {}
+    for entry in log.txn_index.entries:
+        aborted.setdefault(entry.producer_id, []).append((entry.first_offset, entry.last_offset))
     return CleanTask(
         log=log,
         groups=tuple(_group(sources, log.config.segment_bytes)),
@@ -181,6 +193,7 @@ def prepare(log: Log, plan: LogToClean, now_ms: int) -> CleanTask:
         now_ms=now_ms,
         delete_retention_ms=log.config.delete_retention_ms,
         producer_last_offsets=producers,
+        aborted={producer_id: tuple(ranges) for producer_id, ranges in aborted.items()},
     )
 
 
@@ -217,7 +230,9 @@ def build_offset_map(task: CleanTask) -> tuple[dict[bytes, int], int]:
             end = source.segment.base_offset
             break
         for header, raw in _batches(source.fd, source.size):
-            if header.is_control:
+            # Like Kafka, an aborted transaction's records neither count as a key's latest
+            # value nor survive cleaning.
+            if header.is_control or task.is_aborted(header):
                 continue
             for record in decode_records(raw):
                 if record.key is not None and record.offset < end:
@@ -313,7 +328,10 @@ def _filter_batch(
     if header.is_control:
         return raw
     records = decode_records(raw)
-    retained = [record for record in records if keep(record, header)]
+    if task.is_aborted(header):
+        retained = []
+    else:
+        retained = [record for record in records if keep(record, header)]
     stats[2] += len(records)
     stats[3] += len(records) - len(retained)
     has_tombstones = any(record.value is None for record in retained)

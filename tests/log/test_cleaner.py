@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from brokers.log.batch import GZIP, LZ4, NONE, SNAPPY, ZSTD, compute_crc, iter_headers
+from brokers.log.batch import GZIP, LZ4, NONE, SNAPPY, ZSTD, compute_crc, iter_headers, marker_batch
 from brokers.log.cleaner import LogCleaner, clean_now, should_clean
 from brokers.log.log import Log
+from brokers.log.producer_state import AppendOrigin
 from tests.log.conftest import START_MS, Clock, config, crash, make_batch, read_all, records_of
 
 MakeLog = Callable[..., Log]
@@ -282,3 +283,25 @@ def test_a_follower_takes_a_compacted_leaders_gaps(make_log: MakeLog, tmp_path: 
     assert follower.log_end_offset == 12
     assert read_all(follower) == read_all(leader)
     follower.close()
+
+
+def test_an_aborted_transaction_never_wins_compaction(make_log: MakeLog) -> None:
+    log = make_log(compacted())
+    put(log, [(b"a", b"committed"), (b"b", b"committed")])
+    put(
+        log,
+        [(b"a", b"aborted")],
+        producer_id=7,
+        producer_epoch=0,
+        base_sequence=0,
+        transactional=True,
+    )
+    log.append_as_leader(marker_batch(7, 0, False, 0, START_MS), 0, origin=AppendOrigin.COORDINATOR)
+    put(log, [(b"b", b"later")])
+    log.roll()
+    log.high_watermark = log.log_end_offset
+    clean_now(log, force=True)
+    # The data records a consumer ends up with (the ABORT marker stays, as a control record).
+    values = {r.key: r.value for r in records_of(read_all(log)) if r.key in (b"a", b"b")}
+    assert values == {b"a": b"committed", b"b": b"later"}
+    assert valid(log)
