@@ -41,6 +41,7 @@ BROKER_DEFAULTS: Mapping[str, str] = {
     "offset.metadata.max.bytes": "4096",
     "transactional.id.expiration.ms": "604800000",
     "transaction.max.timeout.ms": "900000",
+    "transactions.remove.expired.transaction.cleanup.interval.ms": "3600000",
     "producer.id.expiration.ms": "86400000",
     "broker.session.timeout.ms": str(env.SESSION_TIMEOUT_MS),
     "broker.heartbeat.interval.ms": str(env.HEARTBEAT_INTERVAL_MS),

@@ -569,6 +569,7 @@ def load_transactions(fence: CoordinatorFence) -> list[TxnRecord]:
                 row.state,
                 tuple((str(t), int(p)) for t, p in row.partitions),
                 row.started_ms,
+                int(row.updated_at.timestamp() * 1000),
             )
             for row in Transaction.objects.filter(coordinator_partition=fence.partition)
         ]
@@ -588,6 +589,7 @@ def load_transaction(transactional_id: str) -> TxnRecord | None:
         row.state,
         tuple((str(t), int(p)) for t, p in row.partitions),
         row.started_ms,
+        int(row.updated_at.timestamp() * 1000),
     )
 
 
@@ -609,6 +611,14 @@ def store_transaction(fence: CoordinatorFence, record: TxnRecord) -> None:
                 "coordinator_id": fence.broker_id,
             },
         )
+
+
+def delete_transaction(fence: CoordinatorFence, transactional_id: str) -> None:
+    """transactional.id.expiration.ms: forget an id that has not been used for that long."""
+    close_old_connections()
+    with transaction.atomic():
+        _require_fence(fence)
+        Transaction.objects.filter(transactional_id=transactional_id).delete()
 
 
 def _group_pks(fence: CoordinatorFence, group_ids: Iterable[str]) -> dict[str, int]:

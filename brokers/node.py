@@ -162,6 +162,7 @@ class BrokerNode:
         self.redis = aioredis.Redis.from_url(env.REDIS_URL)
         self._apply(await self.db(metadata.load_image))
         self.group_coordinator.start()
+        self.txn_coordinator.start()
         await self.listener.start()
         await self._heartbeat()
         self._tasks = [

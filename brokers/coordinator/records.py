@@ -145,3 +145,4 @@ class TxnRecord:
     state: str
     partitions: tuple[tuple[str, int], ...]
     started_ms: int
+    updated_ms: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
@@ -67,6 +68,7 @@ class TransactionMetadata:
         "timeout_ms",
         "timer",
         "transactional_id",
+        "updated_ms",
     )
 
     def __init__(
@@ -79,6 +81,7 @@ class TransactionMetadata:
         state: TxnState = TxnState.EMPTY,
         partitions: set[tuple[str, int]] | None = None,
         started_ms: int = -1,
+        updated_ms: int | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.partition = partition
@@ -88,6 +91,8 @@ class TransactionMetadata:
         self.state = state
         self.partitions: set[tuple[str, int]] = partitions or set()
         self.started_ms = started_ms
+        # When its state last changed, for transactional.id.expiration.ms.
+        self.updated_ms = int(time.time() * 1000) if updated_ms is None else updated_ms
         self.lock = asyncio.Lock()
         self.timer: asyncio.TimerHandle | None = None
         self.completion: asyncio.Task[None] | None = None
@@ -103,6 +108,7 @@ class TransactionMetadata:
             TxnState(record.state),
             set(record.partitions),
             record.started_ms,
+            record.updated_ms,
         )
 
     def record(self) -> TxnRecord:
@@ -114,6 +120,7 @@ class TransactionMetadata:
             self.state.value,
             tuple(sorted(self.partitions)),
             self.started_ms,
+            self.updated_ms,
         )
 
     def describe(self) -> TxnDescription:

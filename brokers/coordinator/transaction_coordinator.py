@@ -47,10 +47,19 @@ STORE_RETRY_S = 0.5
 @dataclass(frozen=True, slots=True)
 class TxnSettings:
     max_timeout_ms: int = 900000
+    # A transactional id unused this long (and with no open transaction) is forgotten.
+    id_expiration_ms: int = 7 * 24 * 3600 * 1000
+    expiration_check_interval_ms: int = 3600000
 
     @classmethod
     def from_config(cls, config: BrokerConfig) -> TxnSettings:
-        return cls(max_timeout_ms=config.int("transaction.max.timeout.ms"))
+        return cls(
+            max_timeout_ms=config.int("transaction.max.timeout.ms"),
+            id_expiration_ms=config.int("transactional.id.expiration.ms"),
+            expiration_check_interval_ms=config.int(
+                "transactions.remove.expired.transaction.cleanup.interval.ms"
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +102,17 @@ class TransactionCoordinator:
         self.shards: dict[int, _Shard] = {}
         self.txns: dict[str, TransactionMetadata] = {}
         self._fenced: dict[int, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
 
     # Lifecycle and ownership --------------------------------------------------------------------
 
+    def start(self) -> None:
+        self._tasks.append(spawn(self._expire_forever()))
+
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for index in list(self.shards):
             self._unload(index)
         self.markers.close()
@@ -206,6 +222,7 @@ class TransactionCoordinator:
 
     async def _store(self, txn: TransactionMetadata) -> None:
         """Write the id's state; raises TxnError when it could not be stored here."""
+        txn.updated_ms = int(time.time() * 1000)
         try:
             await self._db(metadata.store_transaction, self._fence(txn), txn.record())
         except (metadata.NotCoordinator, CoordinatorMoved) as exc:
@@ -487,6 +504,43 @@ class TransactionCoordinator:
                     txn.timer = asyncio.get_running_loop().call_later(
                         STORE_RETRY_S, lambda: spawn(self._abort_timed_out(txn, started_ms))
                     )
+
+    # transactional.id.expiration.ms -----------------------------------------------------------
+
+    async def _expire_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.expiration_check_interval_ms / 1000)
+            try:
+                await self.expire_transactional_ids()
+            except Exception:
+                log.exception("expiring transactional ids failed")
+
+    async def expire_transactional_ids(self, now_ms: int | None = None) -> None:
+        """Forget ids whose last transaction ended (or that never began one) long ago."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        for txn in list(self.txns.values()):
+            shard = self.shards.get(txn.partition)
+            if (
+                shard is None
+                or not shard.loaded
+                or not txn.state.complete
+                or txn.lock.locked()
+                or now - txn.updated_ms < self.settings.id_expiration_ms
+            ):
+                continue
+            async with txn.lock:
+                if not self._owns(txn) or not txn.state.complete:
+                    continue
+                try:
+                    await self._db(
+                        metadata.delete_transaction, self._fence(txn), txn.transactional_id
+                    )
+                except Exception as exc:
+                    log.warning("transaction %s: could not expire: %s", txn.transactional_id, exc)
+                    continue
+                if self._owns(txn):
+                    del self.txns[txn.transactional_id]
+                log.info("transactional id %s expired", txn.transactional_id)
 
     # DescribeTransactions, ListTransactions -----------------------------------------------------
 

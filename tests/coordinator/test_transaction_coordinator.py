@@ -41,6 +41,9 @@ class FakeStorage:
             return None
         if fn is metadata.load_transactions:
             return list(self.rows.values())
+        if fn is metadata.delete_transaction:
+            del self.rows[args[1]]
+            return None
         raise AssertionError(f"unexpected {fn.__name__}")
 
 
@@ -196,7 +199,7 @@ class _Image:
 def test_a_new_coordinator_finishes_what_the_old_one_prepared() -> None:
     async def scenario() -> None:
         started = int(time.time() * 1000)
-        prepared = TxnRecord(TID, 1000, 4, 60000, "PrepareCommit", (TOPIC,), started)
+        prepared = TxnRecord(TID, 1000, 4, 60000, "PrepareCommit", (TOPIC,), started, started)
         c, storage, markers = coordinator(FakeStorage(prepared))
         c.shards.clear()
         # Becoming the leader of the offsets partition loads its transactional ids.
@@ -219,5 +222,22 @@ def test_a_fenced_coordinator_answers_not_coordinator() -> None:
         )
         assert c.shards == {}
         assert (await c.init_producer_id(TID, 60000, -1, -1)).error == ErrorCode.not_coordinator
+
+    run(scenario)
+
+
+def test_idle_transactional_ids_expire() -> None:
+    async def scenario() -> None:
+        c, storage, _ = coordinator()
+        idle = await c.init_producer_id("idle", 60000, -1, -1)
+        busy = await c.init_producer_id("busy", 60000, -1, -1)
+        assert await c.add_partitions("busy", busy.producer_id, 0, [TOPIC]) == ErrorCode.none
+        later = int(time.time() * 1000) + c.settings.id_expiration_ms
+        await c.expire_transactional_ids(later)
+        # An id with an open transaction stays; an idle one is forgotten and starts over.
+        assert set(storage.rows) == {"busy"}
+        assert set(c.txns) == {"busy"}
+        again = await c.init_producer_id("idle", 60000, -1, -1)
+        assert again.producer_epoch == 0 and again.producer_id != idle.producer_id
 
     run(scenario)
