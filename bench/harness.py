@@ -18,6 +18,10 @@ BENCH_DIR = env.BASE_DIR / "var" / "bench"
 SESSION_TIMEOUT_MS = 1500
 
 
+# Throughput runs per figure, the best kept (a shared machine only ever slows a run down).
+ROUNDS = 3
+
+
 @dataclass
 class Result:
     """One figure: what was measured, its value, and where it stands against its target."""

@@ -1,9 +1,13 @@
-"""Produce and consume throughput: one broker acks=1, and three brokers RF=3 acks=all."""
+"""Produce and consume throughput: one broker acks=1, and three brokers RF=3 acks=all.
+
+Each figure is the best of ROUNDS runs (fresh topics each time), as for Redis Streams: other
+work on a shared machine only ever slows a run down.
+"""
 
 from __future__ import annotations
 
 from bench import clients
-from bench.harness import CpuMeter, Result, broker_pids, cluster, create_topic
+from bench.harness import ROUNDS, CpuMeter, Result, broker_pids, cluster, create_topic
 
 PARTITIONS = 6
 
@@ -14,14 +18,18 @@ def single_broker(quick: bool) -> list[Result]:
     with cluster(brokers=1) as running:
         bootstrap = running.spec.bootstrap_servers
         for count, size in workloads:
-            topic = f"throughput-{size}"
-            create_topic(running, topic, PARTITIONS, 1)
-            meter = CpuMeter(broker_pids(running))
-            seconds = clients.produce(bootstrap, topic, count, size, acks="1")
-            produce_cpu = meter.percent()[0]
-            meter = CpuMeter(broker_pids(running))
-            read_seconds = clients.consume(bootstrap, topic, PARTITIONS, count)
-            consume_cpu = meter.percent()[0]
+            seconds = read_seconds = float("inf")
+            for round_ in range(1 if quick else ROUNDS):
+                topic = f"throughput-{size}-{round_}"
+                create_topic(running, topic, PARTITIONS, 1)
+                meter = CpuMeter(broker_pids(running))
+                took = clients.produce(bootstrap, topic, count, size, acks="1")
+                if took < seconds:
+                    seconds, produce_cpu = took, meter.percent()[0]
+                meter = CpuMeter(broker_pids(running))
+                took = clients.consume(bootstrap, topic, PARTITIONS, count)
+                if took < read_seconds:
+                    read_seconds, consume_cpu = took, meter.percent()[0]
             label = f"1 broker, {count:,} × {size} B, acks=1"
             target = "≥ 1,000,000 rec/s" if size == 100 else ""
             results += [
@@ -51,11 +59,15 @@ def replicated(quick: bool) -> list[Result]:
     count = 200_000 if quick else 1_000_000
     with cluster(brokers=3) as running:
         bootstrap = running.spec.bootstrap_servers
-        create_topic(running, "replicated", PARTITIONS, 3)
-        meter = CpuMeter(broker_pids(running))
-        seconds = clients.produce(bootstrap, "replicated", count, 100, acks="all")
-        cpu = meter.percent()
-        read_seconds = clients.consume(bootstrap, "replicated", PARTITIONS, count)
+        seconds = read_seconds = float("inf")
+        for round_ in range(1 if quick else ROUNDS):
+            topic = f"replicated-{round_}"
+            create_topic(running, topic, PARTITIONS, 3)
+            meter = CpuMeter(broker_pids(running))
+            took = clients.produce(bootstrap, topic, count, 100, acks="all")
+            if took < seconds:
+                seconds, cpu = took, meter.percent()
+            read_seconds = min(read_seconds, clients.consume(bootstrap, topic, PARTITIONS, count))
     return [
         Result(
             "throughput",
