@@ -276,6 +276,18 @@ def results(data_dir: Path = DEFAULT_DIR, quick: bool = False) -> list[Result]:
                 note=f"per CPU-second {r[ours + '_mb_cpu_s'] / r[theirs + '_mb_cpu_s']:.2f}× dd",
             )
         )
+    by_size = measured["by_size"]
+    assert isinstance(by_size, dict)
+    for batch_bytes, sizes in by_size.items():
+        rows.append(
+            Result(
+                "storage",
+                f"append 32 MiB in {batch_bytes // 1024} KiB batches ÷ dd",
+                sizes["append_mb_s"] / sizes["dd_write_mb_s"],
+                "×",
+                note=f"log MB/s {sizes['append_mb_s']:,.0f}; dd MB/s {sizes['dd_write_mb_s']:,.0f}",
+            )
+        )
     for count, stats in (
         (10_000, measured["small"]),
         (measured["large_batches"], measured["large"]),
