@@ -34,7 +34,7 @@ from brokers.coordinator.group import (
     Protocol,
     SyncResult,
 )
-from brokers.coordinator.offsets_topic import OFFSETS_TOPIC, partition_for
+from brokers.coordinator.offsets_topic import OFFSETS_TOPIC
 from brokers.coordinator.records import (
     CoordinatorFence,
     GroupCommit,
@@ -46,6 +46,7 @@ from brokers.coordinator.records import (
     OffsetRecord,
     PendingOffset,
 )
+from brokers.coordinator.shards import Shard, ShardedCoordinator
 
 if TYPE_CHECKING:
     from brokers.config import BrokerConfig
@@ -169,17 +170,6 @@ class ListedGroup:
     group_type: str = CLASSIC
 
 
-class _Shard:
-    """One offsets partition this broker leads, at one leader epoch."""
-
-    __slots__ = ("epoch", "loaded", "partition")
-
-    def __init__(self, partition: int, epoch: int) -> None:
-        self.partition = partition
-        self.epoch = epoch
-        self.loaded = False
-
-
 class _CommitWriter:
     """Group commit: OffsetCommits arriving while a write is in flight share the next one.
 
@@ -231,7 +221,7 @@ def _storage_error(exc: BaseException) -> ErrorCode:
     return ErrorCode.coordinator_not_available
 
 
-class GroupCoordinator:
+class GroupCoordinator(ShardedCoordinator):
     def __init__(
         self,
         node_id: int,
@@ -239,18 +229,16 @@ class GroupCoordinator:
         run_db: RunDb,
         on_fenced: Callable[[], object] = lambda: None,
     ) -> None:
+        super().__init__()
         self.node_id = node_id
         self.settings = settings
         self._db = run_db
         self._commits = _CommitWriter(run_db)
         self._on_fenced = on_fenced
-        self.partition_count: int | None = None
-        self.shards: dict[int, _Shard] = {}
         self.groups: dict[str, ClassicGroup] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._dirty: dict[str, ClassicGroup] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
-        self._fenced: dict[int, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._topics: set[str] | None = None
         # TxnOffsetCommit offsets waiting for their transaction's marker:
@@ -275,44 +263,13 @@ class GroupCoordinator:
 
     # Ownership: which offsets partitions this broker leads --------------------------------------
 
-    def partition_of(self, group_id: str) -> int:
-        assert self.partition_count is not None
-        return partition_for(group_id, self.partition_count)
-
     def on_metadata(self, image: MetadataImage, replicas: ReplicaManager) -> None:
         """Load the groups of offsets partitions this broker now leads; drop those it lost."""
         topics = set(image.topics)
         if self._topics is not None and self._topics - topics:
             self._forget_topics(self._topics - topics)
         self._topics = topics
-        topic = image.topics.get(OFFSETS_TOPIC)
-        led: dict[int, int] = {}
-        if topic is None:
-            self.partition_count = None
-        else:
-            self.partition_count = len(topic.partitions)
-            for index in range(self.partition_count):
-                partition = replicas.partition(OFFSETS_TOPIC, index)
-                if partition is not None and partition.is_leader:
-                    led[index] = partition.leader_epoch
-        for index, shard in list(self.shards.items()):
-            if led.get(index) != shard.epoch:
-                self._unload(index)
-        for index, epoch in led.items():
-            if index not in self.shards and self._fenced.get(index) != epoch:
-                shard = _Shard(index, epoch)
-                self.shards[index] = shard
-                spawn(self._load(shard))
-
-    def _status(self, group_id: str) -> ErrorCode:
-        if self.partition_count is None:
-            return ErrorCode.coordinator_not_available
-        shard = self.shards.get(self.partition_of(group_id))
-        if shard is None:
-            return ErrorCode.not_coordinator
-        if not shard.loaded:
-            return ErrorCode.coordinator_load_in_progress
-        return ErrorCode.none
+        self._reshard(image, replicas)
 
     def _fence(self, group: ClassicGroup) -> CoordinatorFence:
         shard = self.shards.get(group.partition)
@@ -323,7 +280,7 @@ class GroupCoordinator:
     def _owns(self, group: ClassicGroup) -> bool:
         return self.groups.get(group.group_id) is group
 
-    async def _load(self, shard: _Shard) -> None:
+    async def _load(self, shard: Shard) -> None:
         fence = CoordinatorFence(OFFSETS_TOPIC, shard.partition, self.node_id, shard.epoch)
         started = time.monotonic()
         while True:

@@ -22,8 +22,9 @@ from kio.schema.errors import ErrorCode
 from brokers import metadata
 from brokers.background import spawn
 from brokers.coordinator.markers import Marker, TxnMarkerChannel
-from brokers.coordinator.offsets_topic import OFFSETS_TOPIC, partition_for
+from brokers.coordinator.offsets_topic import OFFSETS_TOPIC
 from brokers.coordinator.records import CoordinatorFence, TxnRecord
+from brokers.coordinator.shards import Shard, ShardedCoordinator
 from brokers.coordinator.transaction import (
     MAX_EPOCH,
     TransactionMetadata,
@@ -69,20 +70,11 @@ class InitResult:
     producer_epoch: int = -1
 
 
-class _Shard:
-    __slots__ = ("epoch", "loaded", "partition")
-
-    def __init__(self, partition: int, epoch: int) -> None:
-        self.partition = partition
-        self.epoch = epoch
-        self.loaded = False
-
-
 class CoordinatorMoved(Exception):
     """A write was refused because another broker now coordinates the transactional id."""
 
 
-class TransactionCoordinator:
+class TransactionCoordinator(ShardedCoordinator):
     def __init__(
         self,
         node_id: int,
@@ -92,16 +84,14 @@ class TransactionCoordinator:
         markers: TxnMarkerChannel,
         on_fenced: Callable[[], object] = lambda: None,
     ) -> None:
+        super().__init__()
         self.node_id = node_id
         self.settings = settings
         self._db = run_db
         self._next_producer_id = next_producer_id
         self.markers = markers
         self._on_fenced = on_fenced
-        self.partition_count: int | None = None
-        self.shards: dict[int, _Shard] = {}
         self.txns: dict[str, TransactionMetadata] = {}
-        self._fenced: dict[int, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # Lifecycle and ownership --------------------------------------------------------------------
@@ -117,40 +107,9 @@ class TransactionCoordinator:
             self._unload(index)
         self.markers.close()
 
-    def partition_of(self, transactional_id: str) -> int:
-        assert self.partition_count is not None
-        return partition_for(transactional_id, self.partition_count)
-
     def on_metadata(self, image: MetadataImage, replicas: ReplicaManager) -> None:
         """Load the transactional ids of offsets partitions this broker now leads."""
-        topic = image.topics.get(OFFSETS_TOPIC)
-        led: dict[int, int] = {}
-        if topic is None:
-            self.partition_count = None
-        else:
-            self.partition_count = len(topic.partitions)
-            for index in range(self.partition_count):
-                partition = replicas.partition(OFFSETS_TOPIC, index)
-                if partition is not None and partition.is_leader:
-                    led[index] = partition.leader_epoch
-        for index, shard in list(self.shards.items()):
-            if led.get(index) != shard.epoch:
-                self._unload(index)
-        for index, epoch in led.items():
-            if index not in self.shards and self._fenced.get(index) != epoch:
-                shard = _Shard(index, epoch)
-                self.shards[index] = shard
-                spawn(self._load(shard))
-
-    def _status(self, transactional_id: str) -> ErrorCode:
-        if self.partition_count is None:
-            return ErrorCode.coordinator_not_available
-        shard = self.shards.get(self.partition_of(transactional_id))
-        if shard is None:
-            return ErrorCode.not_coordinator
-        if not shard.loaded:
-            return ErrorCode.coordinator_load_in_progress
-        return ErrorCode.none
+        self._reshard(image, replicas)
 
     def _fence(self, txn: TransactionMetadata) -> CoordinatorFence:
         shard = self.shards.get(txn.partition)
@@ -161,7 +120,7 @@ class TransactionCoordinator:
     def _owns(self, txn: TransactionMetadata) -> bool:
         return self.txns.get(txn.transactional_id) is txn
 
-    async def _load(self, shard: _Shard) -> None:
+    async def _load(self, shard: Shard) -> None:
         fence = CoordinatorFence(OFFSETS_TOPIC, shard.partition, self.node_id, shard.epoch)
         while True:
             if self.shards.get(shard.partition) is not shard:
@@ -362,7 +321,7 @@ class TransactionCoordinator:
     ) -> ErrorCode:
         if self.partition_count is None:
             return ErrorCode.coordinator_not_available
-        offsets_partition = partition_for(group_id, self.partition_count)
+        offsets_partition = self.partition_of(group_id)
         return await self.add_partitions(
             transactional_id, producer_id, producer_epoch, [(OFFSETS_TOPIC, offsets_partition)]
         )

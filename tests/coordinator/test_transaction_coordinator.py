@@ -14,10 +14,10 @@ from brokers import metadata
 from brokers.coordinator.markers import Marker
 from brokers.coordinator.offsets_topic import OFFSETS_TOPIC
 from brokers.coordinator.records import TxnRecord
+from brokers.coordinator.shards import Shard
 from brokers.coordinator.transaction_coordinator import (
     TransactionCoordinator,
     TxnSettings,
-    _Shard,
 )
 
 TID = "payments"
@@ -76,7 +76,7 @@ def coordinator(
 
     c = TransactionCoordinator(1, TxnSettings(max_timeout_ms=60000), storage, next_id, markers)  # type: ignore[arg-type]
     c.partition_count = 1
-    shard = _Shard(0, 3)
+    shard = Shard(0, 3)
     shard.loaded = True
     c.shards[0] = shard
     return c, storage, markers

@@ -16,10 +16,10 @@ from brokers.coordinator.group_coordinator import (
     GroupSettings,
     JoinRequest,
     SyncRequest,
-    _Shard,
 )
 from brokers.coordinator.offsets_topic import java_string_hashcode, partition_for
 from brokers.coordinator.records import OffsetRecord, PendingOffset
+from brokers.coordinator.shards import Shard
 
 RANGE = (Protocol("range", b"subscription"),)
 SETTINGS = GroupSettings(
@@ -66,7 +66,7 @@ class FakeStorage:
 def coordinator(storage: FakeStorage | None = None, loaded: bool = True) -> GroupCoordinator:
     c = GroupCoordinator(1, SETTINGS, storage or FakeStorage())
     c.partition_count = 1
-    shard = _Shard(0, 0)
+    shard = Shard(0, 0)
     shard.loaded = loaded
     c.shards[0] = shard
     return c
