@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
@@ -46,7 +46,7 @@ from brokers.coordinator.records import (
     OffsetRecord,
     PendingOffset,
 )
-from brokers.coordinator.shards import Shard, ShardedCoordinator
+from brokers.coordinator.shards import CoordinatorMoved, RunDb, Shard, ShardedCoordinator
 
 if TYPE_CHECKING:
     from brokers.config import BrokerConfig
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RunDb = Callable[..., Awaitable[Any]]
 
 PREPARING = GroupState.PREPARING_REBALANCE
 COMPLETING = GroupState.COMPLETING_REBALANCE
@@ -64,7 +63,6 @@ EMPTY = GroupState.EMPTY
 DEAD = GroupState.DEAD
 CLASSIC = "classic"
 FLUSH_DELAY_S = 0.05
-LOAD_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +208,6 @@ class _CommitWriter:
             self._writing = False
 
 
-class CoordinatorMoved(Exception):
-    """A write was refused because another broker now coordinates the group."""
-
-
 def _storage_error(exc: BaseException) -> ErrorCode:
     if isinstance(exc, metadata.NotCoordinator | CoordinatorMoved):
         return ErrorCode.not_coordinator
@@ -229,12 +223,9 @@ class GroupCoordinator(ShardedCoordinator):
         run_db: RunDb,
         on_fenced: Callable[[], object] = lambda: None,
     ) -> None:
-        super().__init__()
-        self.node_id = node_id
+        super().__init__(node_id, run_db, on_fenced)
         self.settings = settings
-        self._db = run_db
         self._commits = _CommitWriter(run_db)
-        self._on_fenced = on_fenced
         self.groups: dict[str, ClassicGroup] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._dirty: dict[str, ClassicGroup] = {}
@@ -272,37 +263,22 @@ class GroupCoordinator(ShardedCoordinator):
         self._reshard(image, replicas)
 
     def _fence(self, group: ClassicGroup) -> CoordinatorFence:
-        shard = self.shards.get(group.partition)
-        if shard is None:
-            raise CoordinatorMoved(group.group_id)
-        return CoordinatorFence(OFFSETS_TOPIC, group.partition, self.node_id, shard.epoch)
+        return self._fence_of(group.partition, group.group_id)
 
     def _owns(self, group: ClassicGroup) -> bool:
         return self.groups.get(group.group_id) is group
 
     async def _load(self, shard: Shard) -> None:
-        fence = CoordinatorFence(OFFSETS_TOPIC, shard.partition, self.node_id, shard.epoch)
         started = time.monotonic()
-        while True:
-            if self.shards.get(shard.partition) is not shard:
-                return
-            try:
-                loaded: list[LoadedGroup] = await self._db(
-                    metadata.load_groups, fence, self.partition_of
-                )
-                pending: list[PendingOffset] = await self._db(
-                    metadata.load_pending_txn_offsets, fence
-                )
-                break
-            except metadata.NotCoordinator:
-                # The image this broker acted on is already stale; wait for the next one.
-                self._fenced_out(shard.partition)
-                return
-            except Exception:
-                log.exception("loading groups of %s-%s failed", OFFSETS_TOPIC, shard.partition)
-                await asyncio.sleep(LOAD_RETRY_S)
-        if self.shards.get(shard.partition) is not shard:
+
+        async def read(fence: CoordinatorFence) -> tuple[list[LoadedGroup], list[PendingOffset]]:
+            groups = await self._db(metadata.load_groups, fence, self.partition_of)
+            return groups, await self._db(metadata.load_pending_txn_offsets, fence)
+
+        state = await self._read_shard(shard, read, "groups")
+        if state is None:
             return
+        loaded, pending = state
         for record in loaded:
             group = self._restore(record, shard.partition)
             self._mark_dirty(group)
@@ -376,21 +352,6 @@ class GroupCoordinator(ShardedCoordinator):
             member.complete_join(JoinResult(error, member.member_id))
             member.complete_sync(SyncResult(error))
         group.transition_to(DEAD)
-
-    def _fenced_out(self, index: int) -> None:
-        shard = self.shards.get(index)
-        if shard is None:
-            return
-        log.warning(
-            "broker %s: the metadata DB says %s-%s moved on from epoch %s",
-            self.node_id,
-            OFFSETS_TOPIC,
-            index,
-            shard.epoch,
-        )
-        self._fenced[index] = shard.epoch
-        self._unload(index)
-        self._on_fenced()
 
     # Timers -------------------------------------------------------------------------------------
 

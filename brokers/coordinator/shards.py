@@ -7,16 +7,33 @@ leader (at a leader epoch) and unloads it when the leadership or the epoch chang
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kio.schema.errors import ErrorCode
 
+from brokers import metadata
 from brokers.background import spawn
 from brokers.coordinator.offsets_topic import OFFSETS_TOPIC, partition_for
+from brokers.coordinator.records import CoordinatorFence
 
 if TYPE_CHECKING:
     from brokers.image import MetadataImage
     from brokers.replication.replica_manager import ReplicaManager
+
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+LOAD_RETRY_S = 1.0
+
+# Runs a metadata DB call on the broker's DB thread.
+RunDb = Callable[..., Awaitable[Any]]
+
+
+class CoordinatorMoved(Exception):
+    """A write was refused because another broker now coordinates the group or id."""
 
 
 class Shard:
@@ -33,7 +50,12 @@ class Shard:
 class ShardedCoordinator:
     """Keeps `shards` in step with the offsets partitions this broker leads."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, node_id: int, run_db: RunDb, on_fenced: Callable[[], object] = lambda: None
+    ) -> None:
+        self.node_id = node_id
+        self._db = run_db
+        self._on_fenced = on_fenced
         self.partition_count: int | None = None
         self.shards: dict[int, Shard] = {}
         # Partition → the leader epoch at which a write was refused: not reloaded at that epoch.
@@ -74,6 +96,50 @@ class ShardedCoordinator:
         if not shard.loaded:
             return ErrorCode.coordinator_load_in_progress
         return ErrorCode.none
+
+    def _fence_of(self, partition: int, key: str) -> CoordinatorFence:
+        """The fence a write for `key` carries; CoordinatorMoved if this broker lost it."""
+        shard = self.shards.get(partition)
+        if shard is None:
+            raise CoordinatorMoved(key)
+        return CoordinatorFence(OFFSETS_TOPIC, partition, self.node_id, shard.epoch)
+
+    async def _read_shard(
+        self, shard: Shard, read: Callable[[CoordinatorFence], Awaitable[T]], what: str
+    ) -> T | None:
+        """Read a newly led partition's state from the DB, retrying until it answers;
+        None when the shard was unloaded or fenced meanwhile."""
+        fence = CoordinatorFence(OFFSETS_TOPIC, shard.partition, self.node_id, shard.epoch)
+        while True:
+            if self.shards.get(shard.partition) is not shard:
+                return None
+            try:
+                loaded = await read(fence)
+                break
+            except metadata.NotCoordinator:
+                # The image this broker acted on is already stale; wait for the next one.
+                self._fenced_out(shard.partition)
+                return None
+            except Exception:
+                log.exception("loading %s of %s-%s failed", what, OFFSETS_TOPIC, shard.partition)
+                await asyncio.sleep(LOAD_RETRY_S)
+        return loaded if self.shards.get(shard.partition) is shard else None
+
+    def _fenced_out(self, index: int) -> None:
+        """The DB refused a write at this shard's epoch: unload it until the next epoch."""
+        shard = self.shards.get(index)
+        if shard is None:
+            return
+        log.warning(
+            "broker %s: the metadata DB says %s-%s moved on from epoch %s",
+            self.node_id,
+            OFFSETS_TOPIC,
+            index,
+            shard.epoch,
+        )
+        self._fenced[index] = shard.epoch
+        self._unload(index)
+        self._on_fenced()
 
     async def _load(self, shard: Shard) -> None:
         raise NotImplementedError

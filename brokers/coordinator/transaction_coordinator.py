@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
@@ -24,7 +24,7 @@ from brokers.background import spawn
 from brokers.coordinator.markers import Marker, TxnMarkerChannel
 from brokers.coordinator.offsets_topic import OFFSETS_TOPIC
 from brokers.coordinator.records import CoordinatorFence, TxnRecord
-from brokers.coordinator.shards import Shard, ShardedCoordinator
+from brokers.coordinator.shards import CoordinatorMoved, RunDb, Shard, ShardedCoordinator
 from brokers.coordinator.transaction import (
     MAX_EPOCH,
     TransactionMetadata,
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RunDb = Callable[..., Awaitable[Any]]
-LOAD_RETRY_S = 1.0
 STORE_RETRY_S = 0.5
 
 
@@ -70,10 +68,6 @@ class InitResult:
     producer_epoch: int = -1
 
 
-class CoordinatorMoved(Exception):
-    """A write was refused because another broker now coordinates the transactional id."""
-
-
 class TransactionCoordinator(ShardedCoordinator):
     def __init__(
         self,
@@ -84,13 +78,10 @@ class TransactionCoordinator(ShardedCoordinator):
         markers: TxnMarkerChannel,
         on_fenced: Callable[[], object] = lambda: None,
     ) -> None:
-        super().__init__()
-        self.node_id = node_id
+        super().__init__(node_id, run_db, on_fenced)
         self.settings = settings
-        self._db = run_db
         self._next_producer_id = next_producer_id
         self.markers = markers
-        self._on_fenced = on_fenced
         self.txns: dict[str, TransactionMetadata] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -112,31 +103,17 @@ class TransactionCoordinator(ShardedCoordinator):
         self._reshard(image, replicas)
 
     def _fence(self, txn: TransactionMetadata) -> CoordinatorFence:
-        shard = self.shards.get(txn.partition)
-        if shard is None:
-            raise CoordinatorMoved(txn.transactional_id)
-        return CoordinatorFence(OFFSETS_TOPIC, txn.partition, self.node_id, shard.epoch)
+        return self._fence_of(txn.partition, txn.transactional_id)
 
     def _owns(self, txn: TransactionMetadata) -> bool:
         return self.txns.get(txn.transactional_id) is txn
 
     async def _load(self, shard: Shard) -> None:
-        fence = CoordinatorFence(OFFSETS_TOPIC, shard.partition, self.node_id, shard.epoch)
-        while True:
-            if self.shards.get(shard.partition) is not shard:
-                return
-            try:
-                loaded: list[TxnRecord] = await self._db(metadata.load_transactions, fence)
-                break
-            except metadata.NotCoordinator:
-                self._fenced_out(shard.partition)
-                return
-            except Exception:
-                log.exception(
-                    "loading transactions of %s-%s failed", OFFSETS_TOPIC, shard.partition
-                )
-                await asyncio.sleep(LOAD_RETRY_S)
-        if self.shards.get(shard.partition) is not shard:
+        async def read(fence: CoordinatorFence) -> list[TxnRecord]:
+            return await self._db(metadata.load_transactions, fence)
+
+        loaded = await self._read_shard(shard, read, "transactions")
+        if loaded is None:
             return
         for record in loaded:
             txn = TransactionMetadata.restore(record, shard.partition)
@@ -163,21 +140,6 @@ class TransactionCoordinator(ShardedCoordinator):
             txn.cancel_timer()
             if txn.completion is not None:
                 txn.completion.cancel()
-
-    def _fenced_out(self, index: int) -> None:
-        shard = self.shards.get(index)
-        if shard is None:
-            return
-        log.warning(
-            "broker %s: the metadata DB says %s-%s moved on from epoch %s",
-            self.node_id,
-            OFFSETS_TOPIC,
-            index,
-            shard.epoch,
-        )
-        self._fenced[index] = shard.epoch
-        self._unload(index)
-        self._on_fenced()
 
     async def _store(self, txn: TransactionMetadata) -> None:
         """Write the id's state; raises TxnError when it could not be stored here."""
