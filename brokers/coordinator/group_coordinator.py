@@ -1019,15 +1019,7 @@ class GroupCoordinator(ShardedCoordinator):
             member = group.members.get(request.member_id)
             if member is not None:
                 self._schedule_heartbeat(group, member.member_id, member.session_timeout_ms)
-        errors: dict[tuple[str, int], ErrorCode] = {}
-        accepted = []
-        for record in request.offsets:
-            key = (record.topic, record.partition)
-            if len(record.metadata.encode()) > self.settings.offset_metadata_max_bytes:
-                errors[key] = ErrorCode.offset_metadata_too_large
-            else:
-                errors[key] = ErrorCode.none
-                accepted.append(record)
+        errors, accepted = self._sized(request.offsets)
         if accepted:
             try:
                 stored = await self._commits.write(
@@ -1042,6 +1034,21 @@ class GroupCoordinator(ShardedCoordinator):
             for record in accepted:
                 group.offsets[(record.topic, record.partition)] = record
         return ErrorCode.none, errors
+
+    def _sized(
+        self, offsets: Sequence[OffsetRecord]
+    ) -> tuple[dict[tuple[str, int], ErrorCode], list[OffsetRecord]]:
+        """Each offset's error (metadata over offset.metadata.max.bytes) and those accepted."""
+        errors: dict[tuple[str, int], ErrorCode] = {}
+        accepted = []
+        for record in offsets:
+            key = (record.topic, record.partition)
+            if len(record.metadata.encode()) > self.settings.offset_metadata_max_bytes:
+                errors[key] = ErrorCode.offset_metadata_too_large
+            else:
+                errors[key] = ErrorCode.none
+                accepted.append(record)
+        return errors, accepted
 
     def _validate_commit(self, group: ClassicGroup, request: CommitRequest) -> None:
         if group.is_in(DEAD):
@@ -1169,15 +1176,8 @@ class GroupCoordinator(ShardedCoordinator):
                     raise GroupError(ErrorCode.illegal_generation)
             except GroupError as exc:
                 return exc.code, {}
-        errors: dict[tuple[str, int], ErrorCode] = {}
-        accepted = []
-        for record in request.offsets:
-            key = (record.topic, record.partition)
-            if len(record.metadata.encode()) > self.settings.offset_metadata_max_bytes:
-                errors[key] = ErrorCode.offset_metadata_too_large
-            else:
-                errors[key] = ErrorCode.none
-                accepted.append(PendingOffset(request.group_id, producer_id, record))
+        errors, records = self._sized(request.offsets)
+        accepted = [PendingOffset(request.group_id, producer_id, r) for r in records]
         if accepted:
             partition = self.partition_of(request.group_id)
             shard = self.shards.get(partition)
