@@ -36,6 +36,16 @@ def broker_key(node_id: int) -> str:
     return f"{PREFIX}:broker:{node_id}"
 
 
+def presence_name(node_id: int, incarnation: str) -> str:
+    """The client name of a broker's Redis connections, for as long as its process lives.
+
+    The kernel closes a process's sockets when it dies, so Redis drops these connections
+    the moment a broker is killed: the controller sees that long before the heartbeat key
+    expires.
+    """
+    return f"{PREFIX}-broker-{node_id}-{incarnation}"
+
+
 def stats_key(node_id: int) -> str:
     """JSON of one broker's counters and gauges, refreshed every second."""
     return f"{PREFIX}:stats:broker:{node_id}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -49,6 +50,27 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+# Deletes a broker's heartbeat if it is still the given incarnation's.
+_FORGET_BEAT = """
+local beat = redis.call('get', KEYS[1])
+if beat and cjson.decode(beat)['incarnation'] == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+DEATH_PROBE_TIMEOUT_S = 0.2
+
+
+def _refuses_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=DEATH_PROBE_TIMEOUT_S):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,8 +341,38 @@ class Controller:
                 beats[node_id] = json.loads(raw)
         return beats
 
+    def _departed(self, beats: dict[int, dict[str, Any]]) -> set[int]:
+        """Brokers whose heartbeat is still live but whose process is gone.
+
+        A broker's Redis connections carry its name and incarnation; when they are all gone,
+        a connect to its Kafka port decides: refused means no process listens there any
+        more, so the broker is down now rather than when its heartbeat key expires. Anything
+        else (accepted, timed out - a stopped process still completes handshakes) leaves the
+        session timeout to decide.
+        """
+        watched = {
+            node_id: beat
+            for node_id, beat in beats.items()
+            if (known := self.image.brokers.get(node_id)) is not None
+            and known.alive
+            and beat.get("incarnation") == known.incarnation
+        }
+        if not watched:
+            return set()
+        present = {client.get("name") for client in self.redis.client_list(_type="normal")}
+        gone = set()
+        for node_id, beat in watched.items():
+            if control.presence_name(node_id, beat["incarnation"]) in present:
+                continue
+            if _refuses_connections(beat["host"], beat["port"]):
+                gone.add(node_id)
+                self.redis.eval(_FORGET_BEAT, 1, control.broker_key(node_id), beat["incarnation"])
+        return gone
+
     def _check_brokers(self) -> None:
         beats = self._heartbeats()
+        for node_id in self._departed(beats):
+            del beats[node_id]
         changes = Changes(self.image)
         unclean_default = self.settings.flag("unclean.leader.election.enable")
         for node_id, known in self.image.brokers.items():

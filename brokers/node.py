@@ -159,7 +159,9 @@ class BrokerNode:
             len(self.logs.logs()),
             time.monotonic() - started,
         )
-        self.redis = aioredis.Redis.from_url(env.REDIS_URL)
+        self.redis = aioredis.Redis.from_url(
+            env.REDIS_URL, client_name=control.presence_name(self.node_id, self.incarnation)
+        )
         self._apply(await self.db(metadata.load_image))
         self.group_coordinator.start()
         self.txn_coordinator.start()

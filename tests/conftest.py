@@ -14,14 +14,21 @@ from kafkaweb.cluster import Cluster, ClusterSpec
 
 
 def make_spec(
-    tmp: Path, *, brokers: int = 3, controllers: int = 1, broker_config: str = ""
+    tmp: Path,
+    *,
+    brokers: int = 3,
+    controllers: int = 1,
+    broker_config: str = "",
+    session_timeout_ms: int | None = None,
 ) -> ClusterSpec:
+    if session_timeout_ms is None:
+        session_timeout_ms = int(os.environ.get("KAFKAWEB_TEST_SESSION_TIMEOUT_MS", "1500"))
     return ClusterSpec.isolated(
         tmp,
         brokers=brokers,
         controllers=controllers,
         broker_config=broker_config,
-        session_timeout_ms=int(os.environ.get("KAFKAWEB_TEST_SESSION_TIMEOUT_MS", "1500")),
+        session_timeout_ms=session_timeout_ms,
     )
 
 

@@ -1,9 +1,11 @@
-"""Controller failover: a standby takes over, and commands of the old epoch are refused."""
+"""The controller: failover to a standby, old epochs refused, and how it tells a broker is gone."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -15,7 +17,8 @@ from brokers import control
 from brokers.image import MetadataDelta, PartitionState, TopicInfo
 from brokers.protocol import schema
 from kafkaweb.cluster import PYTHON, Cluster
-from tests.cluster.test_replication import wait_for
+from tests.cluster.test_leadership import events, leaders
+from tests.cluster.test_replication import create_topic, full_isr, wait_for
 from tests.conftest import running_cluster
 from tests.protocol.raw import RawClient, build_request
 
@@ -115,3 +118,32 @@ def test_standby_takes_over_and_the_old_epoch_is_refused(tmp_path) -> None:
             check=True,
         )
         assert out.stdout.strip() == "fenced"
+
+
+def test_a_killed_broker_is_down_at_once_and_a_stopped_one_waits_for_its_session(
+    tmp_path,
+) -> None:
+    """With a session timeout of a minute, only a process that is gone loses its leadership early.
+
+    A killed broker's Redis connections close with its process and nothing listens on its
+    port any more: the controller moves its leadership without waiting out the session. A
+    SIGSTOPped broker still holds its connections and its port: it is left alone.
+    """
+    with running_cluster(tmp_path, brokers=3, session_timeout_ms=60_000) as cluster:
+        admin = create_topic(cluster, "gone", 1)
+        leader = leaders(admin, "gone")[0]
+        paused = next(b for b in (1, 2, 3) if b != leader)
+
+        cluster.send_signal(f"broker-{paused}", signal.SIGSTOP)
+        try:
+            time.sleep(5)
+            assert events(cluster, "broker_down") == []
+        finally:
+            cluster.send_signal(f"broker-{paused}", signal.SIGCONT)
+
+        cluster.kill(f"broker-{leader}")
+        wait_for(lambda: leaders(admin, "gone")[0] not in (leader, -1), 30, "a new leader")
+        assert events(cluster, "broker_down") == [f"broker {leader} is down"]
+
+        cluster.start_broker(leader)
+        wait_for(lambda: full_isr(admin, "gone"), 60, "the restarted broker back in the ISR")
