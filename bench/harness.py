@@ -16,6 +16,9 @@ from kafkaweb.cluster import Cluster, ClusterSpec
 
 BENCH_DIR = env.BASE_DIR / "var" / "bench"
 SESSION_TIMEOUT_MS = 1500
+OFFSETS_TOPIC = "__consumer_offsets"
+# After the offsets topic appears, its coordinators load; then the cluster is quiet.
+SETTLE_S = 1.0
 
 
 # Throughput runs per figure, the best kept (a shared machine only ever slows a run down).
@@ -56,7 +59,32 @@ def cluster(
         running = Cluster(spec)
         with running.running(web=False):
             running.wait_until_ready()
+            wait_until_settled(running)
             yield running
+
+
+def wait_until_settled(cluster: Cluster, timeout_s: float = 60) -> None:
+    """Until `__consumer_offsets` has its leaders and their coordinators have loaded.
+
+    A cluster of fewer than three brokers waits a few session timeouts for more before
+    creating it; measuring before then would time that one-off event, not the steady state.
+    """
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        topic = admin.list_topics(OFFSETS_TOPIC, timeout=10).topics.get(OFFSETS_TOPIC)
+        if (
+            topic is not None
+            and topic.error is None
+            and topic.partitions
+            and all(p.leader >= 0 for p in topic.partitions.values())
+        ):
+            time.sleep(SETTLE_S)
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{OFFSETS_TOPIC} has no leaders after {timeout_s:.0f} s")
 
 
 def create_topic(

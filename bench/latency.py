@@ -10,11 +10,14 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from bench.harness import Result, cluster, create_topic, quantile
 
 RATE = 1000
+# Records sent first and not counted: connections, metadata and the first fetches settle.
+WARM_UP_S = 1.0
 
 
 def measure(bootstrap: str, topic: str, acks: str, seconds: float) -> list[float]:
     """Latencies in ms. The producer paces itself by sleeping, so the consumer thread runs freely."""
-    count = int(RATE * seconds)
+    warm_up = int(RATE * WARM_UP_S)
+    count = warm_up + int(RATE * seconds)
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -29,7 +32,7 @@ def measure(bootstrap: str, topic: str, acks: str, seconds: float) -> list[float
     latencies: list[float] = []
 
     def read() -> None:
-        deadline = time.monotonic() + seconds + 30
+        deadline = time.monotonic() + WARM_UP_S + seconds + 30
         while len(latencies) < count and time.monotonic() < deadline:
             message = consumer.poll(0.1)
             if message is not None and not message.error():
@@ -51,7 +54,7 @@ def measure(bootstrap: str, topic: str, acks: str, seconds: float) -> list[float
     producer.flush(30)
     reader.join()
     consumer.close()
-    return sorted(latencies)
+    return sorted(latencies[warm_up:])
 
 
 def _results(label: str, latencies: list[float], p99_target: float) -> list[Result]:
