@@ -151,10 +151,10 @@ class ReplicaFetcher:
                 list(by_topic.items()),
             )
         )
-        timeout = self.settings.max_wait_ms / 1000 + 30
-        size_bytes = await asyncio.wait_for(reader.readexactly(4), timeout)
-        (size,) = _SIZE.unpack(size_bytes)
-        payload = await asyncio.wait_for(reader.readexactly(size), timeout)
+        # One timer for the whole answer: wait_for would start a task for every read.
+        async with asyncio.timeout(self.settings.max_wait_ms / 1000 + 30):
+            (size,) = _SIZE.unpack(await reader.readexactly(4))
+            payload = await reader.readexactly(size)
         header, offset = _read_response_header(payload, 0)
         if header.correlation_id != self._correlation:
             raise ValueError(f"correlation id {header.correlation_id} != {self._correlation}")
