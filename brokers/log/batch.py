@@ -511,10 +511,22 @@ def control_record_type(record: Record) -> int:
 
 def control_type(batch: bytes | bytearray | memoryview) -> int:
     """COMMIT or ABORT of a whole control batch (markers are rare: decoding is fine here)."""
+    return _control_record(batch)[0]
+
+
+def marker_coordinator_epoch(batch: bytes | bytearray | memoryview) -> int:
+    """The coordinator epoch a transaction marker carries (its value: version int16, epoch int32)."""
+    value = _control_record(batch)[1].value
+    if value is None or len(value) < 6:
+        raise CorruptRecordError("Transaction marker has no valid value")
+    return int(struct.unpack_from(">hi", value)[1])
+
+
+def _control_record(batch: bytes | bytearray | memoryview) -> tuple[int, Record]:
     records = decode_records(batch)
     if not records:
         raise CorruptRecordError("Control batch has no record")
-    return control_record_type(records[0])
+    return control_record_type(records[0]), records[0]
 
 
 def marker_batch(

@@ -59,6 +59,10 @@ class InvalidProducerEpochError(LogError):
     error_code = 47  # INVALID_PRODUCER_EPOCH
 
 
+class TransactionCoordinatorFencedError(LogError):
+    error_code = 52  # TRANSACTION_COORDINATOR_FENCED
+
+
 class KafkaStorageError(LogError):
     error_code = 56  # KAFKA_STORAGE_ERROR
 

@@ -29,6 +29,7 @@ from brokers.log.batch import (
     control_type,
     count_error,
     decode_records,
+    marker_coordinator_epoch,
     read_header,
     validate_batches,
     with_log_append_time,
@@ -50,6 +51,7 @@ from brokers.log.errors import (
     KafkaStorageError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
+    TransactionCoordinatorFencedError,
 )
 from brokers.log.producer_state import (
     DEFAULT_PRODUCER_ID_EXPIRATION_MS,
@@ -400,11 +402,16 @@ class Log:
             return self._append_single(view, header, total, leader_epoch, now_ms, client)
         batches = validate_batches(view, policy.max_message_bytes)
         idempotent = False
-        for _, header in batches:
+        # Index of each transaction marker among the batches → the coordinator epoch it
+        # carries (the policies below may move batches, never add or drop one).
+        coordinator_epochs: dict[int, int] = {}
+        for i, (position, header) in enumerate(batches):
             if header[5] & CONTROL_FLAG:
                 if client:
                     raise InvalidRecordError("Clients are not allowed to write control records")
-                self._check_marker_epoch(header)
+                coordinator_epochs[i] = self._check_marker(
+                    view[position : position + header[1] + LOG_OVERHEAD], header
+                )
             if header[9] >= 0:
                 idempotent = True
         if policy.inspects_batches:
@@ -462,11 +469,14 @@ class Log:
         self._log_end_offset = offset
         if idempotent:
             update = self.producer_state.update
-            for (position, header), (base, _, timestamp, size) in zip(
-                batches, appended, strict=True
+            for i, ((position, header), (base, _, timestamp, size)) in enumerate(
+                zip(batches, appended, strict=True)
             ):
                 if header[9] >= 0:
-                    ended = update(header._replace(base_offset=base, max_timestamp=timestamp))
+                    ended = update(
+                        header._replace(base_offset=base, max_timestamp=timestamp),
+                        coordinator_epochs.get(i, -1),
+                    )
                     if ended >= 0 and header[5] & CONTROL_FLAG:
                         self._end_transaction(view[position : position + size], header, ended, base)
         self._unflushed_records += record_count
@@ -538,14 +548,24 @@ class Log:
             self._after_append(now_ms)
         return AppendInfo(first, last, timestamp, last, NO_TIMESTAMP, self._log_start_offset, count)
 
-    def _check_marker_epoch(self, header: BatchHeader) -> None:
-        """A marker from an older producer epoch than this partition has seen is stale."""
+    def _check_marker(self, batch: memoryview, header: BatchHeader) -> int:
+        """A marker from an older producer epoch, or from a coordinator older than the one
+        that wrote this producer's last marker, is stale. Returns its coordinator epoch."""
+        coordinator_epoch = marker_coordinator_epoch(batch)
         entry = self.producer_state.get(header.producer_id)
-        if entry is not None and header.producer_epoch < entry.producer_epoch:
+        if entry is None:
+            return coordinator_epoch
+        if header.producer_epoch < entry.producer_epoch:
             raise InvalidProducerEpochError(
                 f"Transaction marker of producer {header.producer_id} has epoch "
                 f"{header.producer_epoch}, older than the current epoch {entry.producer_epoch}"
             )
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise TransactionCoordinatorFencedError(
+                f"Transaction marker of producer {header.producer_id} comes from coordinator "
+                f"epoch {coordinator_epoch}, older than epoch {entry.coordinator_epoch}"
+            )
+        return coordinator_epoch
 
     def _end_transaction(
         self, batch: memoryview, header: BatchHeader, first_offset: int, marker_offset: int
@@ -688,10 +708,13 @@ class Log:
         for header in headers:
             if header.producer_id < 0:
                 continue
-            ended = update(header)
-            if ended >= 0 and header.base_offset in markers:
-                position = markers[header.base_offset]
-                batch = view[position : position + header.size]
+            position = markers.get(header.base_offset)
+            if position is None:
+                update(header)
+                continue
+            batch = view[position : position + header.size]
+            ended = update(header, marker_coordinator_epoch(batch))
+            if ended >= 0:
                 self._end_transaction(batch, header, ended, header.base_offset)
 
     def _check_timestamps(self, header: BatchHeader, now_ms: int) -> None:

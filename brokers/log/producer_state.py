@@ -171,11 +171,11 @@ class ProducerStateManager:
             pending[producer_id] = (epoch, header.last_sequence)
         return None
 
-    def update(self, header: BatchHeader) -> int:
+    def update(self, header: BatchHeader, coordinator_epoch: int = -1) -> int:
         """Apply one appended (or replayed) batch whose offsets are final.
 
-        For a transaction marker, returns the first offset of the transaction it ends (-1 if
-        the producer had none open here); otherwise -1.
+        For a transaction marker (with the coordinator epoch it carries), returns the first
+        offset of the transaction it ends (-1 if the producer had none open here); otherwise -1.
         """
         ended = -1
         producer_id = header.producer_id
@@ -188,6 +188,8 @@ class ProducerStateManager:
         entry.last_timestamp = header.max_timestamp
         last_offset = header.base_offset + header.last_offset_delta
         if header.is_control:
+            if coordinator_epoch > entry.coordinator_epoch:
+                entry.coordinator_epoch = coordinator_epoch
             ended = entry.current_txn_first_offset
             entry.current_txn_first_offset = -1
             self.ongoing.pop(producer_id, None)

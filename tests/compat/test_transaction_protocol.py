@@ -21,7 +21,7 @@ from tests.protocol.raw import RawClient, build_request
 pytestmark = pytest.mark.cluster
 
 PRODUCE, OFFSET_FETCH, FIND_COORDINATOR, INIT_PRODUCER_ID = 0, 9, 10, 22
-ADD_PARTITIONS, END_TXN, TXN_OFFSET_COMMIT = 24, 26, 28
+ADD_PARTITIONS, END_TXN, WRITE_TXN_MARKERS, TXN_OFFSET_COMMIT = 24, 26, 27, 28
 GROUP_KEY, TRANSACTION_KEY = 0, 1
 
 
@@ -217,3 +217,38 @@ def test_the_rules_of_one_transaction(session: Session, new_topic: TopicFactory)
     )
     assert [t.transactional_id for t in listed.transaction_states] == [tid]
     assert listed.unknown_state_filters == ("Bogus",)
+
+
+def test_markers_from_an_older_coordinator_epoch_are_fenced(
+    session: Session, new_topic: TopicFactory
+) -> None:
+    """WriteTxnMarkers as a coordinator that lost its partition would send it."""
+    topic = new_topic(partitions=1)
+    leader = session.leader(topic, 0)
+    module = schema.request_module(WRITE_TXN_MARKERS, 1)
+    producer_id = 900_000 + int(uuid.uuid4().int % 100_000)
+
+    def marker(coordinator_epoch: int) -> ErrorCode:
+        response = session.to(
+            leader,
+            WRITE_TXN_MARKERS,
+            1,
+            markers=(
+                module.WritableTxnMarker(
+                    producer_id=i64(producer_id),
+                    producer_epoch=i16(0),
+                    transaction_result=False,
+                    topics=(
+                        module.WritableTxnMarkerTopic(name=topic, partition_indexes=(i32(0),)),
+                    ),
+                    coordinator_epoch=i32(coordinator_epoch),
+                ),
+            ),
+        )
+        return ErrorCode(response.markers[0].topics[0].partitions[0].error_code)
+
+    assert marker(7) == ErrorCode.none
+    assert marker(6) == ErrorCode.transaction_coordinator_fenced
+    assert marker(7) == ErrorCode.none
+    assert marker(8) == ErrorCode.none
+    assert marker(7) == ErrorCode.transaction_coordinator_fenced

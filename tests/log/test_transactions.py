@@ -7,7 +7,11 @@ from collections.abc import Callable
 import pytest
 
 from brokers.log.batch import marker_batch
-from brokers.log.errors import InvalidProducerEpochError, InvalidRecordError
+from brokers.log.errors import (
+    InvalidProducerEpochError,
+    InvalidRecordError,
+    TransactionCoordinatorFencedError,
+)
 from brokers.log.log import Log
 from brokers.log.producer_state import AppendOrigin
 from brokers.log.txn_index import FILE_NAME
@@ -28,8 +32,8 @@ def plain(log: Log, count: int = 1) -> int:
     return log.append_as_leader(make_batch(count), leader_epoch=0).base_offset
 
 
-def end(log: Log, pid: int, commit: bool, epoch: int = 0) -> int:
-    marker = marker_batch(pid, epoch, commit, 0, START_MS)
+def end(log: Log, pid: int, commit: bool, epoch: int = 0, coordinator_epoch: int = 0) -> int:
+    marker = marker_batch(pid, epoch, commit, coordinator_epoch, START_MS)
     return log.append_as_leader(marker, leader_epoch=0, origin=AppendOrigin.COORDINATOR).base_offset
 
 
@@ -85,6 +89,29 @@ def test_a_fencing_marker_bumps_the_epoch_and_fences_the_zombie(make_log: MakeLo
     with pytest.raises(InvalidProducerEpochError):
         txn(log, 1, 2, epoch=0)
     assert log.aborted_transactions(0, 10) == ((1, 0),)
+
+
+def test_a_marker_from_an_older_coordinator_is_fenced(make_log: MakeLog) -> None:
+    """A coordinator that lost its partition must not end a transaction its successor owns."""
+    log = make_log()
+    txn(log, 5, 0)
+    end(log, 5, commit=True, coordinator_epoch=3)
+    txn(log, 5, 2)
+    before = log.log_end_offset
+    with pytest.raises(TransactionCoordinatorFencedError):
+        end(log, 5, commit=False, coordinator_epoch=2)
+    assert log.log_end_offset == before
+    log.high_watermark = log.log_end_offset
+    assert log.last_stable_offset == before - 2  # still open
+    end(log, 5, commit=True, coordinator_epoch=3)
+    log.high_watermark = log.log_end_offset
+    assert log.last_stable_offset == log.log_end_offset
+    # A newer coordinator's marker goes through, and from then on it is the bar.
+    txn(log, 5, 4)
+    end(log, 5, commit=True, coordinator_epoch=4)
+    txn(log, 5, 6)
+    with pytest.raises(TransactionCoordinatorFencedError):
+        end(log, 5, commit=True, coordinator_epoch=3)
 
 
 def test_markers_are_control_records_and_never_data(make_log: MakeLog) -> None:
