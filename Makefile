@@ -23,6 +23,8 @@ system-packages:
 	  command -v kcat >/dev/null || scripts+=(kcat); \
 	  command -v chromium >/dev/null || scripts+=(chromium); \
 	  command -v npm >/dev/null || scripts+=(nodejs npm); \
+	  command -v go >/dev/null || scripts+=(golang-go); \
+	  test -d /usr/share/gocode/src/github.com/Shopify/sarama || scripts+=(golang-github-shopify-sarama-dev); \
 	fi; \
 	if [ $${#scripts[@]} -gt 0 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
