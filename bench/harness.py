@@ -63,28 +63,14 @@ def cluster(
             yield running
 
 
-def wait_until_settled(cluster: Cluster, timeout_s: float = 60) -> None:
+def wait_until_settled(cluster: Cluster) -> None:
     """Until `__consumer_offsets` has its leaders and their coordinators have loaded.
 
     A cluster of fewer than three brokers waits a few session timeouts for more before
     creating it; measuring before then would time that one-off event, not the steady state.
     """
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers})
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        topic = admin.list_topics(OFFSETS_TOPIC, timeout=10).topics.get(OFFSETS_TOPIC)
-        if (
-            topic is not None
-            and topic.error is None
-            and topic.partitions
-            and all(p.leader >= 0 for p in topic.partitions.values())
-        ):
-            time.sleep(SETTLE_S)
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{OFFSETS_TOPIC} has no leaders after {timeout_s:.0f} s")
+    wait_for_leaders(cluster, OFFSETS_TOPIC, timeout_s=60)
+    time.sleep(SETTLE_S)
 
 
 def create_topic(
@@ -96,13 +82,25 @@ def create_topic(
     admin.create_topics([NewTopic(name, partitions, replication_factor, config=configs)])[
         name
     ].result(30)
-    deadline = time.monotonic() + 30
+    wait_for_leaders(cluster, name)
+
+
+def wait_for_leaders(cluster: Cluster, name: str, timeout_s: float = 30) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers})
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        topic = admin.list_topics(name, timeout=10).topics[name]
-        if topic.error is None and all(p.leader >= 0 for p in topic.partitions.values()):
+        topic = admin.list_topics(name, timeout=10).topics.get(name)
+        if (
+            topic is not None
+            and topic.error is None
+            and topic.partitions
+            and all(p.leader >= 0 for p in topic.partitions.values())
+        ):
             return
         time.sleep(0.1)
-    raise TimeoutError(f"topic {name} has no leaders")
+    raise TimeoutError(f"topic {name} has no leaders after {timeout_s:.0f} s")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,3 +139,29 @@ def stored_codecs(data_dir: Path, topic: str) -> Counter[str]:
                     counts[CODECS[attributes & 0x07]] += 1
                 position += 12 + length
     return counts
+
+
+def run_client(argv: Sequence[str], cwd: Path | None = None) -> list[dict]:
+    """Run a client program of another language; the JSON lines it printed."""
+    out = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def assert_numbered_read_back(records: Sequence[Mapping], count: int) -> dict[int, list[Mapping]]:
+    """Records numbered 0..count-1 in an "index" header, as another language's client read
+    them back: each once, a key always in one partition, each partition in produce order."""
+    assert sorted(int(r["headers"]["index"]) for r in records) == list(range(count))
+    partitions: dict[int, list[Mapping]] = defaultdict(list)
+    partition_of_key: dict[str, int] = {}
+    for record in records:
+        partitions[record["partition"]].append(record)
+        assert (
+            partition_of_key.setdefault(record["key"], record["partition"]) == record["partition"]
+        )
+        assert record["value"] == f"value-{record['headers']['index']}"
+    for in_partition in partitions.values():
+        offsets = [r["offset"] for r in in_partition]
+        indexes = [int(r["headers"]["index"]) for r in in_partition]
+        assert offsets == sorted(offsets) and indexes == sorted(indexes)
+    return partitions

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafkaweb.cluster import Cluster
+from tests.compat.records import assert_numbered_read_back, run_client
 
 pytestmark = pytest.mark.cluster
 SCRIPT_DIR = Path(__file__).parent / "kafkajs"
@@ -24,7 +22,7 @@ def test_kafkajs_produces_and_a_kafkajs_group_reads_everything_back(
 ) -> None:
     admin = AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers})
     admin.create_topics([NewTopic(topic_name, 3, 3)])[topic_name].result(30)
-    out = subprocess.run(
+    records = run_client(
         [
             "node",
             "roundtrip.js",
@@ -33,29 +31,12 @@ def test_kafkajs_produces_and_a_kafkajs_group_reads_everything_back(
             str(COUNT),
             f"{topic_name}-group",
         ],
-        cwd=SCRIPT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=240,
+        SCRIPT_DIR,
     )
-    assert out.returncode == 0, out.stderr[-2000:]
-    records = [json.loads(line) for line in out.stdout.splitlines()]
-    assert sorted(int(r["headers"]["index"]) for r in records) == list(range(COUNT))
-    by_partition: dict[int, list[dict]] = defaultdict(list)
-    partition_of_key: dict[str, int] = {}
-    for record in records:
-        by_partition[record["partition"]].append(record)
-        assert (
-            partition_of_key.setdefault(record["key"], record["partition"]) == record["partition"]
-        )
-        index = int(record["headers"]["index"])
-        assert record["value"] == f"value-{index}"
-        assert record["headers"]["source"] == "kafkajs"
-    for partition_records in by_partition.values():
-        offsets = [r["offset"] for r in partition_records]
-        indexes = [int(r["headers"]["index"]) for r in partition_records]
-        assert offsets == sorted(offsets) and indexes == sorted(indexes)
-        timestamps = [r["timestamp"] for r in partition_records]
+    partitions = assert_numbered_read_back(records, COUNT)
+    assert {r["headers"]["source"] for r in records} == {"kafkajs"}
+    for in_partition in partitions.values():
+        timestamps = [r["timestamp"] for r in in_partition]
         assert timestamps == sorted(timestamps)
 
 
@@ -68,7 +49,7 @@ def test_kafkajs_transactions_commit_abort_and_send_offsets(
         [NewTopic(topic_name, 3, 3), NewTopic(input_topic, 1, 3)]
     ).values():
         future.result(30)
-    out = subprocess.run(
+    lines = run_client(
         [
             "node",
             "transactions.js",
@@ -78,13 +59,8 @@ def test_kafkajs_transactions_commit_abort_and_send_offsets(
             f"{topic_name}-group",
             f"{topic_name}-reader",
         ],
-        cwd=SCRIPT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=240,
+        SCRIPT_DIR,
     )
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = [json.loads(line) for line in out.stdout.splitlines()]
     offsets = lines.pop()["offsets"]
     committed = [f"commit-{i}" for i in range(100)] + [f"again-{i}" for i in range(50)]
     # read_committed: both committed transactions, each record once, and nothing aborted.

@@ -6,16 +6,15 @@ its users configure it: Produce v3, Fetch v4, JoinGroup v1, InitProducerId v0.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafkaweb.cluster import Cluster
+from tests.compat.records import assert_numbered_read_back, run_client
 
 pytestmark = pytest.mark.cluster
 SOURCE = Path(__file__).parent / "sarama" / "roundtrip.go"
@@ -44,28 +43,12 @@ def test_sarama_produces_and_a_sarama_group_reads_everything_back(
 ) -> None:
     admin = AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers})
     admin.create_topics([NewTopic(topic_name, 3, 3)])[topic_name].result(30)
-    out = subprocess.run(
-        [str(roundtrip), cluster.spec.bootstrap_servers, topic_name, str(COUNT), f"{topic_name}-g"],
-        capture_output=True,
-        text=True,
-        timeout=240,
+    records = run_client(
+        [str(roundtrip), cluster.spec.bootstrap_servers, topic_name, str(COUNT), f"{topic_name}-g"]
     )
-    assert out.returncode == 0, out.stderr[-2000:]
-    records = [json.loads(line) for line in out.stdout.splitlines()]
-    assert sorted(int(r["headers"]["index"]) for r in records) == list(range(COUNT))
+    # Sarama hashes keys with FNV-1a, not murmur2: its own choice, stable per key.
+    partitions = assert_numbered_read_back(records, COUNT)
     assert {r["headers"]["codec"] for r in records} == {"none", "gzip", "snappy", "lz4"}
-    by_partition: dict[int, list[dict]] = defaultdict(list)
-    partition_of_key: dict[str, int] = {}
-    for record in records:
-        by_partition[record["partition"]].append(record)
-        # Sarama hashes keys with FNV-1a, not murmur2: its own choice, stable per key.
-        assert (
-            partition_of_key.setdefault(record["key"], record["partition"]) == record["partition"]
-        )
-        assert record["value"] == f"value-{record['headers']['index']}"
-    assert len(by_partition) == 3
-    for partition_records in by_partition.values():
-        offsets = [r["offset"] for r in partition_records]
-        indexes = [int(r["headers"]["index"]) for r in partition_records]
-        assert offsets == list(range(len(offsets)))
-        assert indexes == sorted(indexes)
+    assert sorted(partitions) == [0, 1, 2]
+    for in_partition in partitions.values():
+        assert [r["offset"] for r in in_partition] == list(range(len(in_partition)))
