@@ -38,6 +38,8 @@ BROKER_DEFAULTS: Mapping[str, str] = {
     "offsets.retention.minutes": "10080",
     "offsets.retention.check.interval.ms": "600000",
     "offsets.topic.num.partitions": "12",
+    # Kafka's default is 3; a cluster of fewer brokers (KAFKAWEB_BROKERS) could never have them.
+    "offsets.topic.replication.factor": str(min(3, env.BROKER_COUNT)),
     "offset.metadata.max.bytes": "4096",
     "transactional.id.expiration.ms": "604800000",
     "transaction.max.timeout.ms": "900000",

@@ -42,7 +42,6 @@ from kafkaweb.celery import app
 log = logging.getLogger(__name__)
 
 REASSIGNMENT_CHECK_INTERVAL_S = 5.0
-INTERNAL_TOPIC_GRACE_SESSIONS = 3
 
 _RENEW_LEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -229,7 +228,6 @@ class Controller:
         self._renew = client.register_script(_RENEW_LEASE)
         self._last_rebalance = time.monotonic()
         self._last_reassignment_check = time.monotonic()
-        self._internal_topics_wait: tuple[int, float] | None = None
         self.send_task: Callable[..., Any] = app.send_task
 
     @property
@@ -476,22 +474,14 @@ class Controller:
     def _create_internal_topics(self) -> None:
         """Create `__consumer_offsets` when missing; its partition leaders coordinate groups.
 
-        Replicated on min(3, live brokers). While fewer than three brokers are up, wait a few
-        session timeouts for the others, so a starting cluster does not settle for fewer copies.
+        As Kafka does, only once `offsets.topic.replication.factor` brokers are alive, with
+        that many replicas each; until then FindCoordinator answers COORDINATOR_NOT_AVAILABLE
+        and clients retry.
         """
         if OFFSETS_TOPIC in self.image.topics:
-            self._internal_topics_wait = None
             return
-        brokers = self._placeable_brokers()
-        if not brokers:
-            return
-        if self._internal_topics_wait is None or self._internal_topics_wait[0] != self.epoch:
-            self._internal_topics_wait = (self.epoch, time.monotonic())
-        waited = time.monotonic() - self._internal_topics_wait[1]
-        if (
-            len(brokers) < 3
-            and waited < INTERNAL_TOPIC_GRACE_SESSIONS * self.settings.lease_ms / 1000
-        ):
+        replication_factor = self.settings.int("offsets.topic.replication.factor")
+        if len(self._placeable_brokers()) < replication_factor:
             return
         changes = Changes(self.image)
         result = self._create_topic(
@@ -499,7 +489,7 @@ class Controller:
             {
                 "name": OFFSETS_TOPIC,
                 "num_partitions": self.settings.int("offsets.topic.num.partitions"),
-                "replication_factor": min(3, len(brokers)),
+                "replication_factor": replication_factor,
                 "configs": {"cleanup.policy": "compact"},
                 "internal": True,
             },

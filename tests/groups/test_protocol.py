@@ -63,6 +63,8 @@ def test_find_coordinator_names_the_leader_of_the_groups_offsets_partition(
     topic = metadata.list_topics(OFFSETS_TOPIC, timeout=10).topics[OFFSETS_TOPIC]
     leader = topic.partitions[partition_for(group, len(topic.partitions))].leader
     assert len(topic.partitions) == 12
+    # Three brokers: offsets.topic.replication.factor is 3, and the topic waited for them all.
+    assert {len(p.replicas) for p in topic.partitions.values()} == {3}
     assert find(groups_cluster, group).node_id == leader
 
     with RawClient(groups_cluster.spec.broker_address(2)) as client:
