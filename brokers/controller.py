@@ -228,6 +228,7 @@ class Controller:
         self._renew = client.register_script(_RENEW_LEASE)
         self._last_rebalance = time.monotonic()
         self._last_reassignment_check = time.monotonic()
+        self._warned_client_list = False
         self.send_task: Callable[..., Any] = app.send_task
 
     @property
@@ -357,7 +358,15 @@ class Controller:
         }
         if not watched:
             return set()
-        present = {client.get("name") for client in self.redis.client_list(_type="normal")}
+        try:
+            clients = self.redis.client_list(_type="normal")
+        except redis.ResponseError as exc:
+            # A Redis that refuses CLIENT LIST (an ACL): heartbeats alone decide.
+            if not self._warned_client_list:
+                log.warning("controller %s: no fast death detection: %s", self.node_id, exc)
+                self._warned_client_list = True
+            return set()
+        present = {client.get("name") for client in clients}
         gone = set()
         for node_id, beat in watched.items():
             if control.presence_name(node_id, beat["incarnation"]) in present:
