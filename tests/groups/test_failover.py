@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConsumerGroupDescription
 
 from kafkaweb.cluster import Cluster
 from tests.conftest import running_cluster, wait_until_ready
@@ -35,8 +35,15 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
 
 
-def coordinator_id(admin: AdminClient, group: str) -> int:
-    return int(admin.describe_consumer_groups([group])[group].result(30).coordinator.id)
+def describe(bootstrap: str, group: str) -> ConsumerGroupDescription:
+    """A fresh client each time: librdkafka caches a group's coordinator, and a request it
+    sends to a cached coordinator that was just killed waits for that broker to come back."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return admin.describe_consumer_groups([group], request_timeout=10)[group].result(30)
+
+
+def coordinator_id(bootstrap: str, group: str) -> int:
+    return int(describe(bootstrap, group).coordinator.id)
 
 
 def committed(bootstrap: str, group: str, topic: str) -> list[tuple[int, str | None]]:
@@ -65,12 +72,12 @@ def test_committed_offsets_survive_a_restart_of_the_coordinators_broker(
     finally:
         consumer.close()
     expected = [(6, "six"), (9, "nine")]
-    broker = coordinator_id(admin, group)
+    broker = coordinator_id(bootstrap, group)
 
     cluster.kill(f"broker-{broker}")
     # The controller moves the offsets partition; its new leader loads the group from the DB.
     assert committed(bootstrap, group, topic) == expected
-    assert wait_until(lambda: coordinator_id(admin, group) != broker, what="a new coordinator")
+    assert wait_until(lambda: coordinator_id(bootstrap, group) != broker, what="a new coordinator")
 
     cluster.start_broker(broker)
     wait_until_ready(cluster)
@@ -90,7 +97,7 @@ def test_an_active_group_keeps_consuming_when_its_coordinator_dies(
         members.append(ConfluentMember(bootstrap, group, topic, **config).start())
     wait_until(lambda: balanced(members, topic, 6), what="two members balanced")
     wait_until(lambda: sum(len(m.values) for m in members) >= 120, what="first records read")
-    broker = coordinator_id(admin, group)
+    broker = coordinator_id(bootstrap, group)
 
     cluster.kill(f"broker-{broker}")
     produce(bootstrap, topic, 120, 6, start=120)
@@ -101,6 +108,6 @@ def test_an_active_group_keeps_consuming_when_its_coordinator_dies(
         what="records produced after the coordinator died",
     )
     wait_until(lambda: balanced(members, topic, 6), what="the group stable again")
-    description = admin.describe_consumer_groups([group])[group].result(30)
+    description = describe(bootstrap, group)
     assert description.coordinator.id != broker
     assert len(description.members) == 2
