@@ -20,7 +20,7 @@ pytestmark = pytest.mark.cluster
 SOURCE = Path(__file__).parent / "sarama" / "roundtrip.go"
 # Where Debian's golang-*-dev packages put their sources.
 GOPATH = "/usr/share/gocode"
-COUNT = 2000
+COUNT = 1000
 
 
 @pytest.fixture(scope="module")
