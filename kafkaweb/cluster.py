@@ -427,10 +427,19 @@ class Cluster:
         if pending:
             raise TimeoutError(f"brokers {pending} were not ready after {timeout_s:.0f} s")
 
+    def kill_all(self) -> None:
+        """SIGKILL every process at once: for a throwaway cluster whose data nobody keeps."""
+        for name in self.processes:
+            self.stop_process(name, timeout_s=10, sig=signal.SIGKILL)
+
     @contextlib.contextmanager
-    def running(self, *, web: bool = True) -> Iterator[Cluster]:
+    def running(self, *, web: bool = True, keep: bool = True) -> Iterator[Cluster]:
+        """Start, and stop at the end: cleanly, or (keep=False) by killing everything."""
         try:
             self.start(web=web)
             yield self
         finally:
-            self.stop()
+            if keep:
+                self.stop()
+            else:
+                self.kill_all()

@@ -35,7 +35,8 @@ def make_spec(
 @contextlib.contextmanager
 def running_cluster(tmp: Path, **kwargs: object) -> Iterator[Cluster]:
     cluster = Cluster(make_spec(tmp, **kwargs))  # type: ignore[arg-type]
-    with cluster.running(web=False):
+    # Its data dies with the test run: no clean shutdown to wait for.
+    with cluster.running(web=False, keep=False):
         wait_until_ready(cluster)
         yield cluster
 

@@ -82,7 +82,7 @@ def _create_users(cluster: Cluster) -> None:
 @pytest.fixture(scope="package")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     cluster = Cluster(make_spec(tmp_path_factory.mktemp("ui"), brokers=2))
-    with cluster.running(web=True), sync_playwright() as playwright:
+    with cluster.running(web=True, keep=False), sync_playwright() as playwright:
         wait_until_ready(cluster)
         _create_users(cluster)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
