@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brokers.coordinator.offsets_topic import OFFSETS_TOPIC
 from kafkaweb import env
 from kafkaweb.cluster import Cluster, ClusterSpec
 
 BENCH_DIR = env.BASE_DIR / "var" / "bench"
 SESSION_TIMEOUT_MS = 1500
-OFFSETS_TOPIC = "__consumer_offsets"
 # After the offsets topic appears, its coordinators load; then the cluster is quiet.
 SETTLE_S = 1.0
 
@@ -66,29 +66,32 @@ def cluster(
 def wait_until_settled(cluster: Cluster) -> None:
     """Until `__consumer_offsets` has its leaders and their coordinators have loaded.
 
-    A cluster of fewer than three brokers waits a few session timeouts for more before
-    creating it; measuring before then would time that one-off event, not the steady state.
+    The controller creates it once enough brokers are up, after the cluster is ready;
+    measuring before then would time that one-off event, not the steady state.
     """
-    wait_for_leaders(cluster, OFFSETS_TOPIC, timeout_s=60)
+    wait_for_leaders(_admin(cluster), OFFSETS_TOPIC, timeout_s=60)
     time.sleep(SETTLE_S)
 
 
 def create_topic(
     cluster: Cluster, name: str, partitions: int, replication_factor: int, **configs: str
 ) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import NewTopic
 
-    admin = AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers})
+    admin = _admin(cluster)
     admin.create_topics([NewTopic(name, partitions, replication_factor, config=configs)])[
         name
     ].result(30)
-    wait_for_leaders(cluster, name)
+    wait_for_leaders(admin, name)
 
 
-def wait_for_leaders(cluster: Cluster, name: str, timeout_s: float = 30) -> None:
+def _admin(cluster: Cluster) -> Any:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers})
+    return AdminClient({"bootstrap.servers": cluster.spec.bootstrap_servers})
+
+
+def wait_for_leaders(admin: Any, name: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         topic = admin.list_topics(name, timeout=10).topics.get(name)

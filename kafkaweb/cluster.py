@@ -428,9 +428,9 @@ class Cluster:
             raise TimeoutError(f"brokers {pending} were not ready after {timeout_s:.0f} s")
 
     def kill_all(self) -> None:
-        """SIGKILL every process at once: for a throwaway cluster whose data nobody keeps."""
+        """SIGKILL every process, no clean stop: for a throwaway cluster whose data nobody keeps."""
         for name in self.processes:
-            self.stop_process(name, timeout_s=10, sig=signal.SIGKILL)
+            self.kill(name)
 
     @contextlib.contextmanager
     def running(self, *, web: bool = True, keep: bool = True) -> Iterator[Cluster]:

@@ -511,22 +511,25 @@ def control_record_type(record: Record) -> int:
 
 def control_type(batch: bytes | bytearray | memoryview) -> int:
     """COMMIT or ABORT of a whole control batch (markers are rare: decoding is fine here)."""
-    return _control_record(batch)[0]
+    return control_record_type(_control_record(batch))
 
 
-def marker_coordinator_epoch(batch: bytes | bytearray | memoryview) -> int:
-    """The coordinator epoch a transaction marker carries (its value: version int16, epoch int32)."""
-    value = _control_record(batch)[1].value
-    if value is None or len(value) < 6:
+def read_marker(batch: bytes | bytearray | memoryview) -> tuple[int, int]:
+    """COMMIT or ABORT, and the coordinator epoch, of a transaction marker batch.
+
+    The epoch is in the control record's value: version int16, coordinator epoch int32.
+    """
+    record = _control_record(batch)
+    if record.value is None or len(record.value) < 6:
         raise CorruptRecordError("Transaction marker has no valid value")
-    return int(struct.unpack_from(">hi", value)[1])
+    return control_record_type(record), int(struct.unpack_from(">hi", record.value)[1])
 
 
-def _control_record(batch: bytes | bytearray | memoryview) -> tuple[int, Record]:
+def _control_record(batch: bytes | bytearray | memoryview) -> Record:
     records = decode_records(batch)
     if not records:
         raise CorruptRecordError("Control batch has no record")
-    return control_record_type(records[0]), records[0]
+    return records[0]
 
 
 def marker_batch(

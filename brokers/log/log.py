@@ -26,11 +26,10 @@ from brokers.log.batch import (
     Record,
     build_batch,
     check_header,
-    control_type,
     count_error,
     decode_records,
-    marker_coordinator_epoch,
     read_header,
+    read_marker,
     validate_batches,
     with_log_append_time,
 )
@@ -402,14 +401,14 @@ class Log:
             return self._append_single(view, header, total, leader_epoch, now_ms, client)
         batches = validate_batches(view, policy.max_message_bytes)
         idempotent = False
-        # Index of each transaction marker among the batches → the coordinator epoch it
-        # carries (the policies below may move batches, never add or drop one).
-        coordinator_epochs: dict[int, int] = {}
+        # Index of each transaction marker among the batches → its (kind, coordinator epoch)
+        # (the policies below may move batches, never add or drop one).
+        markers: dict[int, tuple[int, int]] = {}
         for i, (position, header) in enumerate(batches):
             if header[5] & CONTROL_FLAG:
                 if client:
                     raise InvalidRecordError("Clients are not allowed to write control records")
-                coordinator_epochs[i] = self._check_marker(
+                markers[i] = self._check_marker(
                     view[position : position + header[1] + LOG_OVERHEAD], header
                 )
             if header[9] >= 0:
@@ -469,16 +468,17 @@ class Log:
         self._log_end_offset = offset
         if idempotent:
             update = self.producer_state.update
-            for i, ((position, header), (base, _, timestamp, size)) in enumerate(
+            for i, ((_, header), (base, _, timestamp, _)) in enumerate(
                 zip(batches, appended, strict=True)
             ):
                 if header[9] >= 0:
+                    marker = markers.get(i)
                     ended = update(
                         header._replace(base_offset=base, max_timestamp=timestamp),
-                        coordinator_epochs.get(i, -1),
+                        -1 if marker is None else marker[1],
                     )
-                    if ended >= 0 and header[5] & CONTROL_FLAG:
-                        self._end_transaction(view[position : position + size], header, ended, base)
+                    if ended >= 0 and marker is not None:
+                        self._end_transaction(marker[0], header, ended, base)
         self._unflushed_records += record_count
         if (
             self._pending_flushes
@@ -548,13 +548,15 @@ class Log:
             self._after_append(now_ms)
         return AppendInfo(first, last, timestamp, last, NO_TIMESTAMP, self._log_start_offset, count)
 
-    def _check_marker(self, batch: memoryview, header: BatchHeader) -> int:
+    def _check_marker(self, batch: memoryview, header: BatchHeader) -> tuple[int, int]:
         """A marker from an older producer epoch, or from a coordinator older than the one
-        that wrote this producer's last marker, is stale. Returns its coordinator epoch."""
-        coordinator_epoch = marker_coordinator_epoch(batch)
+        that wrote this producer's last marker, is stale. Returns its kind and coordinator
+        epoch."""
+        marker = read_marker(batch)
+        coordinator_epoch = marker[1]
         entry = self.producer_state.get(header.producer_id)
         if entry is None:
-            return coordinator_epoch
+            return marker
         if header.producer_epoch < entry.producer_epoch:
             raise InvalidProducerEpochError(
                 f"Transaction marker of producer {header.producer_id} has epoch "
@@ -565,13 +567,14 @@ class Log:
                 f"Transaction marker of producer {header.producer_id} comes from coordinator "
                 f"epoch {coordinator_epoch}, older than epoch {entry.coordinator_epoch}"
             )
-        return coordinator_epoch
+        return marker
 
     def _end_transaction(
-        self, batch: memoryview, header: BatchHeader, first_offset: int, marker_offset: int
+        self, kind: int, header: BatchHeader, first_offset: int, marker_offset: int
     ) -> None:
-        """A marker ended the producer's transaction begun at `first_offset`: index an abort."""
-        if control_type(batch) == CONTROL_ABORT:
+        """A marker of `kind` ended the producer's transaction begun at `first_offset`:
+        index an abort."""
+        if kind == CONTROL_ABORT:
             self.txn_index.append(
                 AbortedTxn(header.producer_id, first_offset, marker_offset, self.last_stable_offset)
             )
@@ -712,10 +715,10 @@ class Log:
             if position is None:
                 update(header)
                 continue
-            batch = view[position : position + header.size]
-            ended = update(header, marker_coordinator_epoch(batch))
+            kind, coordinator_epoch = read_marker(view[position : position + header.size])
+            ended = update(header, coordinator_epoch)
             if ended >= 0:
-                self._end_transaction(batch, header, ended, header.base_offset)
+                self._end_transaction(kind, header, ended, header.base_offset)
 
     def _check_timestamps(self, header: BatchHeader, now_ms: int) -> None:
         """message.timestamp.before/after.max.ms against the batch's base and max timestamps."""
